@@ -1,0 +1,136 @@
+//! actix-web pieces every HTTP service mounts: CORS, CSRF, request metrics, default
+//! error bodies for unmatched routes and bad path/query parts, and the API docs.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_cors::Cors;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain::ValidationErrors;
+
+use crate::Problem;
+
+/// The browser origins allowed to call a service with credentials.
+#[derive(Debug, Clone)]
+pub struct AllowedOrigins(pub Arc<Vec<String>>);
+
+impl AllowedOrigins {
+    /// From the `CORS_ORIGINS` list (trailing slashes ignored).
+    pub fn new(origins: Vec<String>) -> Self {
+        Self(Arc::new(origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect()))
+    }
+
+    /// True when `origin` is one of them.
+    pub fn contains(&self, origin: &str) -> bool {
+        self.0.iter().any(|allowed| allowed == origin)
+    }
+}
+
+/// CORS for the allowed origins, with credentials (cookies) allowed.
+pub fn cors(origins: &AllowedOrigins) -> Cors {
+    let origins = origins.clone();
+    Cors::default()
+        .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|o| origins.contains(o)))
+        .supports_credentials()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([header::RETRY_AFTER, header::LOCATION])
+        .max_age(600)
+}
+
+/// Refuses a state-changing request that carries cookies and comes from a foreign `Origin`
+/// (403 `csrf_rejected`). Cookie-less requests (bearer tokens) cannot be forged by a browser
+/// and pass, as do requests from the service's own origin.
+pub async fn csrf_guard<B: MessageBody>(
+    origins: AllowedOrigins,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && req.headers().contains_key(header::COOKIE) {
+        let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        if let Some(origin) = origin {
+            let own = {
+                let info = req.connection_info();
+                format!("{}://{}", info.scheme(), info.host())
+            };
+            if origin != own && !origins.contains(origin) {
+                let problem = Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf_rejected",
+                    format!("Requests with cookies from origin {origin} are not allowed; add it to CORS_ORIGINS."),
+                );
+                return Ok(req.into_response(problem.to_response()).map_into_right_body());
+            }
+        }
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// Counts and times every request by route pattern and status (`http_requests_total`,
+/// `http_request_duration_seconds`), and logs server errors.
+pub async fn observe<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.call(req).await?;
+    let status = response.status();
+    let elapsed = started.elapsed();
+    let labels = [("method", method.clone()), ("route", route.clone()), ("status", status.as_u16().to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(elapsed.as_secs_f64());
+    if status.is_server_error() {
+        tracing::warn!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request failed");
+    } else {
+        tracing::debug!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request");
+    }
+    Ok(response)
+}
+
+/// Registers the error bodies for unmatched routes and for path or query parts that do not
+/// parse, so no client mistake gets a plain-text or empty answer.
+pub fn configure_errors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PathConfig::default().error_handler(|_, _| {
+        Problem::not_found("Nothing is here: check the identifier in the URL.").into()
+    }))
+    .app_data(web::QueryConfig::default().error_handler(|error, _| {
+        let message = error.to_string();
+        Problem::validation(ValidationErrors::field("query", message)).into()
+    }))
+    .app_data(web::PayloadConfig::new(crate::json::MAX_BODY_BYTES));
+}
+
+/// The answer for any route that does not exist.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    Problem::not_found(format!("No route for {} {}; see /docs for the API.", req.method(), req.path()))
+        .to_response()
+}
+
+/// Serves the OpenAPI document at `/api-docs/openapi.json` and Swagger UI at `/docs`
+/// (bundled: it works offline).
+pub fn configure_docs(cfg: &mut web::ServiceConfig, openapi: utoipa::openapi::OpenApi) {
+    let openapi = Rc::new(openapi);
+    cfg.service(
+        utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+            .url("/api-docs/openapi.json", openapi.as_ref().clone()),
+    )
+    .route(
+        "/docs",
+        web::get().to(|| async {
+            HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+        }),
+    );
+}

@@ -1,0 +1,19 @@
+//! Plumbing shared by Task Vault's three processes, so each service keeps only its own logic.
+//!
+//! - [`settings`]: defaults → optional TOML file → environment variables.
+//! - [`telemetry`]: `tracing` output, `pretty` or `json`.
+//! - [`problem`]: RFC 9457 problem documents, the one error body of every HTTP service.
+//! - [`json`]: a strict JSON body extractor (415 / 413 / 400 / 422 as the contract says).
+//! - [`http`]: CORS, CSRF, request metrics and logging, default 404s, API docs.
+//! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`redis_pool`]: the deadpool Redis pool and key prefixes.
+
+pub mod health;
+pub mod http;
+pub mod json;
+pub mod problem;
+pub mod redis_pool;
+pub mod settings;
+pub mod telemetry;
+
+pub use problem::Problem;

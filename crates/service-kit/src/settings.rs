@@ -1,0 +1,77 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then environment
+//! variables named as in the contract (`DATABASE_URL`, `REDIS_URL`, …).
+//!
+//! Each process declares a `serde` struct whose field names are the lower-cased variable
+//! names (`database_url`), with `#[serde(default)]` for the built-in defaults. The file is
+//! `taskvault.toml` in the working directory, or the path in `TASKVAULT_CONFIG`; its keys
+//! are the same lower-case names.
+
+use serde::de::DeserializeOwned;
+
+/// A setting that is missing, malformed or refused. Its message is one line that names the
+/// setting, printed before the process exits.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct SettingsError(pub String);
+
+impl SettingsError {
+    /// A refused value of the setting `name` (its environment variable name).
+    pub fn invalid(name: &str, why: impl std::fmt::Display) -> Self {
+        Self(format!("{name}: {why}"))
+    }
+}
+
+/// Reads the settings of type `T` from the layers above.
+pub fn load<T: DeserializeOwned>() -> Result<T, SettingsError> {
+    let file = std::env::var("TASKVAULT_CONFIG").ok();
+    let required = file.is_some();
+    let file = file.unwrap_or_else(|| "taskvault.toml".to_owned());
+    config::Config::builder()
+        .add_source(
+            config::File::new(&file, config::FileFormat::Toml).required(required),
+        )
+        .add_source(config::Environment::default().try_parsing(true))
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .map_err(|e| SettingsError(upper_case_key(e.to_string())))
+}
+
+/// `config` names keys in lower case; the user set the upper-case environment variable.
+fn upper_case_key(message: String) -> String {
+    match message.split_once("for key `") {
+        Some((head, tail)) => match tail.split_once('`') {
+            Some((key, rest)) => format!("{}: {head}{rest}", key.to_uppercase()).replace("  ", " "),
+            None => message,
+        },
+        None => message,
+    }
+}
+
+/// Splits a comma-separated list, dropping blanks.
+pub fn comma_list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// Parses a listen address, naming the setting on failure.
+pub fn socket_addr(name: &str, raw: &str) -> Result<std::net::SocketAddr, SettingsError> {
+    raw.parse().map_err(|_| SettingsError::invalid(name, format!("`{raw}` is not an address like 127.0.0.1:8080")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names_the_variable() {
+        let msg = upper_case_key("invalid type: string \"x\", expected u64 for key `access_token_ttl_secs`".into());
+        assert!(msg.starts_with("ACCESS_TOKEN_TTL_SECS: invalid type"), "{msg}");
+    }
+
+    #[test]
+    fn lists_and_addresses() {
+        assert_eq!(comma_list(" a, ,b "), vec!["a", "b"]);
+        assert!(socket_addr("AUTH_ADDR", "127.0.0.1:1").is_ok());
+        let err = socket_addr("AUTH_ADDR", "nope").err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("AUTH_ADDR")));
+    }
+}
