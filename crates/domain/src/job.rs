@@ -13,7 +13,17 @@ use crate::{Email, ValidationErrors};
 /// (waiting for its retry time) and back to `pending`; after `max_attempts` failed attempts,
 /// `failed`. `cancelled` is reachable from `pending`, `scheduled` and `running`.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -56,7 +66,10 @@ impl JobStatus {
 
     /// Final states never change again.
     pub fn is_final(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
     }
 }
 
@@ -79,9 +92,7 @@ impl FromStr for JobStatus {
 }
 
 /// The built-in job types the worker knows how to run.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobType {
     /// Completes at once.
@@ -98,8 +109,13 @@ pub enum JobType {
 
 impl JobType {
     /// Every known type.
-    pub const ALL: [JobType; 5] =
-        [JobType::Noop, JobType::Echo, JobType::Sleep, JobType::SendEmail, JobType::Hash];
+    pub const ALL: [JobType; 5] = [
+        JobType::Noop,
+        JobType::Echo,
+        JobType::Sleep,
+        JobType::SendEmail,
+        JobType::Hash,
+    ];
 
     /// The stored and serialized name.
     pub fn as_str(self) -> &'static str {
@@ -121,15 +137,23 @@ impl JobType {
             errors.add("data.shouldFail", "must be a boolean");
         }
         if let Some(times) = data.get("failTimes")
-            && times.as_u64().is_none_or(|n| n > u64::from(MaxAttempts::MAX))
+            && times
+                .as_u64()
+                .is_none_or(|n| n > u64::from(MaxAttempts::MAX))
         {
-            errors.add("data.failTimes", format!("must be an integer from 0 to {}", MaxAttempts::MAX));
+            errors.add(
+                "data.failTimes",
+                format!("must be an integer from 0 to {}", MaxAttempts::MAX),
+            );
         }
         match self {
             JobType::Noop | JobType::Echo => {}
             JobType::Sleep => match data.get("ms").and_then(Value::as_u64) {
                 Some(ms) if ms <= SLEEP_MAX_MS => {}
-                _ => errors.add("data.ms", format!("must be an integer from 0 to {SLEEP_MAX_MS}")),
+                _ => errors.add(
+                    "data.ms",
+                    format!("must be an integer from 0 to {SLEEP_MAX_MS}"),
+                ),
             },
             JobType::SendEmail => {
                 match data.get("to").and_then(Value::as_str) {
@@ -168,12 +192,18 @@ pub const MAX_DATA_BYTES: usize = 64 * 1024;
 impl FromStr for JobType {
     type Err = ValidationErrors;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
-            ValidationErrors::field(
-                "type",
-                format!("unknown job type; known types: {}", JobType::ALL.map(JobType::as_str).join(", ")),
-            )
-        })
+        JobType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                ValidationErrors::field(
+                    "type",
+                    format!(
+                        "unknown job type; known types: {}",
+                        JobType::ALL.map(JobType::as_str).join(", ")
+                    ),
+                )
+            })
     }
 }
 
@@ -263,7 +293,10 @@ mod tests {
             assert_eq!(t.as_str().parse::<JobType>().ok(), Some(t));
             assert_eq!(serde_json::to_value(t).ok(), Some(json!(t.as_str())));
         }
-        let err = "nope".parse::<JobType>().err().map(|e| format!("{:?}", e.0));
+        let err = "nope"
+            .parse::<JobType>()
+            .err()
+            .map(|e| format!("{:?}", e.0));
         assert!(err.is_some_and(|e| e.contains("send_email")));
     }
 
@@ -278,14 +311,38 @@ mod tests {
     #[test]
     fn data_is_checked_per_type() {
         assert!(JobType::Sleep.validate_data(&json!({"ms": 600000})).is_ok());
-        assert!(JobType::Sleep.validate_data(&json!({"ms": 600001})).is_err());
+        assert!(
+            JobType::Sleep
+                .validate_data(&json!({"ms": 600001}))
+                .is_err()
+        );
         assert!(JobType::Sleep.validate_data(&json!({})).is_err());
         assert!(JobType::Hash.validate_data(&json!({"text": "a"})).is_ok());
-        assert!(JobType::Hash.validate_data(&json!({"text": "a", "algorithm": "md5"})).is_err());
-        assert!(JobType::SendEmail.validate_data(&json!({"to": "a@b.co", "subject": "s", "body": "b"})).is_ok());
-        assert!(JobType::SendEmail.validate_data(&json!({"to": "nope", "subject": "s", "body": "b"})).is_err());
-        assert!(JobType::Noop.validate_data(&json!({"shouldFail": "yes"})).is_err());
-        assert!(JobType::Noop.validate_data(&json!({"failTimes": 2})).is_ok());
+        assert!(
+            JobType::Hash
+                .validate_data(&json!({"text": "a", "algorithm": "md5"}))
+                .is_err()
+        );
+        assert!(
+            JobType::SendEmail
+                .validate_data(&json!({"to": "a@b.co", "subject": "s", "body": "b"}))
+                .is_ok()
+        );
+        assert!(
+            JobType::SendEmail
+                .validate_data(&json!({"to": "nope", "subject": "s", "body": "b"}))
+                .is_err()
+        );
+        assert!(
+            JobType::Noop
+                .validate_data(&json!({"shouldFail": "yes"}))
+                .is_err()
+        );
+        assert!(
+            JobType::Noop
+                .validate_data(&json!({"failTimes": 2}))
+                .is_ok()
+        );
         assert!(JobType::Noop.validate_data(&json!(null)).is_ok());
     }
 }

@@ -23,7 +23,10 @@ impl Email {
             || !email_address::EmailAddress::is_valid(&normalized)
             || !normalized.contains('.')
         {
-            return Err(ValidationErrors::field(field, "must be a valid email address"));
+            return Err(ValidationErrors::field(
+                field,
+                "must be a valid email address",
+            ));
         }
         Ok(Self(normalized))
     }
@@ -87,9 +90,7 @@ impl std::fmt::Debug for Password {
 }
 
 /// What a user may do: admins see and manage every user's jobs.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A regular account.
@@ -130,9 +131,22 @@ mod tests {
 
     #[test]
     fn email_is_normalized_and_checked() {
-        assert_eq!(Email::parse("  Ada@Example.COM ", "email").map(|e| e.0), Ok("ada@example.com".into()));
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com"] {
-            assert!(Email::parse(bad, "email").is_err(), "{bad:?} should be refused");
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ", "email").map(|e| e.0),
+            Ok("ada@example.com".into())
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+        ] {
+            assert!(
+                Email::parse(bad, "email").is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 
@@ -144,6 +158,9 @@ mod tests {
         assert!(Password::parse("a".repeat(73), "password").is_err());
         // 25 three-byte characters are 75 bytes.
         assert!(Password::parse("€".repeat(25), "password").is_err());
-        assert_eq!(format!("{:?}", Password::parse("a".repeat(8), "p").ok()), "Some(Password(<redacted>))");
+        assert_eq!(
+            format!("{:?}", Password::parse("a".repeat(8), "p").ok()),
+            "Some(Password(<redacted>))"
+        );
     }
 }

@@ -41,7 +41,9 @@ impl From<DieselError> for PersistenceError {
 impl From<deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>>
     for PersistenceError
 {
-    fn from(error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>) -> Self {
+    fn from(
+        error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>,
+    ) -> Self {
         PersistenceError::Unavailable(error.to_string())
     }
 }

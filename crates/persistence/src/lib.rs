@@ -4,10 +4,15 @@
 //! services turn the few client-caused variants (such as [`PersistenceError::Conflict`]) into
 //! problem documents and log the rest.
 
+pub mod email_tokens;
 pub mod error;
+pub mod jobs;
 pub mod migrate;
+pub mod otp_codes;
 pub mod pool;
 pub mod schema;
+pub mod sessions;
+pub mod users;
 
 pub use error::PersistenceError;
 pub use pool::{PgPool, PoolSettings, PooledConnection};

@@ -12,7 +12,7 @@ use crate::PersistenceError;
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Key of the advisory lock held while migrating ("taskvlt" in ASCII).
-const MIGRATION_LOCK_KEY: i64 = 0x7461_736b_766c_74;
+const MIGRATION_LOCK_KEY: i64 = 0x0074_6173_6b76_6c74;
 
 /// Applies every pending migration and returns how many ran.
 ///

@@ -105,8 +105,14 @@ mod tests {
 
     #[test]
     fn fills_in_a_missing_user_only() {
-        assert_eq!(url_with_default_user("postgres://u:p@h/db"), "postgres://u:p@h/db");
-        assert_eq!(url_with_default_user("postgres://h/db?user=x"), "postgres://h/db?user=x");
+        assert_eq!(
+            url_with_default_user("postgres://u:p@h/db"),
+            "postgres://u:p@h/db"
+        );
+        assert_eq!(
+            url_with_default_user("postgres://h/db?user=x"),
+            "postgres://h/db?user=x"
+        );
         let filled = url_with_default_user("postgres://localhost/taskvault");
         assert!(filled.starts_with("postgres://") && filled.ends_with("@localhost/taskvault"));
     }

@@ -59,4 +59,37 @@ diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(email_tokens -> users (user_id));
 diesel::joinable!(otp_codes -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, refresh_tokens, email_tokens, otp_codes);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    refresh_tokens,
+    email_tokens,
+    otp_codes
+);
+
+diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        #[sql_name = "type"]
+        job_type -> Text,
+        data -> Jsonb,
+        priority -> Int2,
+        status -> Text,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        progress -> Int2,
+        result -> Nullable<Jsonb>,
+        last_error -> Nullable<Text>,
+        run_at -> Nullable<Timestamptz>,
+        idempotency_key -> Nullable<Text>,
+        fence -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(jobs -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(jobs, users);

@@ -35,7 +35,10 @@ impl Readiness {
             tracing::warn!(error = ?redis, "readiness: Redis does not answer");
         }
         let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-        (pg_ok && redis_ok, json!({"postgres": word(pg_ok), "redis": word(redis_ok)}))
+        (
+            pg_ok && redis_ok,
+            json!({"postgres": word(pg_ok), "redis": word(redis_ok)}),
+        )
     }
 }
 
@@ -44,7 +47,10 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
-            .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+            .set_buckets(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
+            ])
             .unwrap_or_else(|_| PrometheusBuilder::new());
         match builder.install_recorder() {
             Ok(handle) => handle,
@@ -58,21 +64,31 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 /// Registers `/healthz`, `/readyz` and `/metrics`; needs `web::Data<Readiness>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     metrics_handle();
-    cfg.route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }))
-        .route(
-            "/readyz",
-            web::get().to(|readiness: web::Data<Readiness>| async move {
-                let (ready, checks) = readiness.check().await;
-                let body = json!({"status": if ready { "ready" } else { "unavailable" }, "checks": checks});
-                if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
-            }),
-        )
-        .route(
-            "/metrics",
-            web::get().to(|| async {
-                let handle = metrics_handle();
-                handle.run_upkeep();
-                HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
-            }),
-        );
+    cfg.route(
+        "/healthz",
+        web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
+    )
+    .route(
+        "/readyz",
+        web::get().to(|readiness: web::Data<Readiness>| async move {
+            let (ready, checks) = readiness.check().await;
+            let body =
+                json!({"status": if ready { "ready" } else { "unavailable" }, "checks": checks});
+            if ready {
+                HttpResponse::Ok().json(body)
+            } else {
+                HttpResponse::ServiceUnavailable().json(body)
+            }
+        }),
+    )
+    .route(
+        "/metrics",
+        web::get().to(|| async {
+            let handle = metrics_handle();
+            handle.run_upkeep();
+            HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4")
+                .body(handle.render())
+        }),
+    );
 }

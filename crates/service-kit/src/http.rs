@@ -22,7 +22,12 @@ pub struct AllowedOrigins(pub Arc<Vec<String>>);
 impl AllowedOrigins {
     /// From the `CORS_ORIGINS` list (trailing slashes ignored).
     pub fn new(origins: Vec<String>) -> Self {
-        Self(Arc::new(origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect()))
+        Self(Arc::new(
+            origins
+                .into_iter()
+                .map(|o| o.trim_end_matches('/').to_owned())
+                .collect(),
+        ))
     }
 
     /// True when `origin` is one of them.
@@ -32,6 +37,10 @@ impl AllowedOrigins {
 }
 
 /// CORS for the allowed origins, with credentials (cookies) allowed.
+///
+/// Exposes one header only: actix-cors renders the list from a hash set built per worker, so a
+/// longer list would differ in order between workers, and answers that must not be told apart
+/// (sign-up with a taken or a new address) would stop being byte-identical.
 pub fn cors(origins: &AllowedOrigins) -> Cors {
     let origins = origins.clone();
     Cors::default()
@@ -44,7 +53,7 @@ pub fn cors(origins: &AllowedOrigins) -> Cors {
             header::ACCEPT,
             header::HeaderName::from_static("idempotency-key"),
         ])
-        .expose_headers([header::RETRY_AFTER, header::LOCATION])
+        .expose_headers([header::RETRY_AFTER])
         .max_age(600)
 }
 
@@ -58,7 +67,10 @@ pub async fn csrf_guard<B: MessageBody>(
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && req.headers().contains_key(header::COOKIE) {
-        let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
         if let Some(origin) = origin {
             let own = {
                 let info = req.connection_info();
@@ -68,13 +80,19 @@ pub async fn csrf_guard<B: MessageBody>(
                 let problem = Problem::new(
                     StatusCode::FORBIDDEN,
                     "csrf_rejected",
-                    format!("Requests with cookies from origin {origin} are not allowed; add it to CORS_ORIGINS."),
+                    format!(
+                        "Requests with cookies from origin {origin} are not allowed; add it to CORS_ORIGINS."
+                    ),
                 );
-                return Ok(req.into_response(problem.to_response()).map_into_right_body());
+                return Ok(req
+                    .into_response(problem.to_response())
+                    .map_into_right_body());
             }
         }
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Counts and times every request by route pattern and status (`http_requests_total`,
@@ -85,13 +103,20 @@ pub async fn observe<B: MessageBody>(
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.call(req).await?;
     let status = response.status();
     let elapsed = started.elapsed();
-    let labels = [("method", method.clone()), ("route", route.clone()), ("status", status.as_u16().to_string())];
+    let labels = [
+        ("method", method.clone()),
+        ("route", route.clone()),
+        ("status", status.as_u16().to_string()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(elapsed.as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels[..2])
+        .record(elapsed.as_secs_f64());
     if status.is_server_error() {
         tracing::warn!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request failed");
     } else {
@@ -115,8 +140,12 @@ pub fn configure_errors(cfg: &mut web::ServiceConfig) {
 
 /// The answer for any route that does not exist.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    Problem::not_found(format!("No route for {} {}; see /docs for the API.", req.method(), req.path()))
-        .to_response()
+    Problem::not_found(format!(
+        "No route for {} {}; see /docs for the API.",
+        req.method(),
+        req.path()
+    ))
+    .to_response()
 }
 
 /// Serves the OpenAPI document at `/api-docs/openapi.json` and Swagger UI at `/docs`
@@ -130,7 +159,9 @@ pub fn configure_docs(cfg: &mut web::ServiceConfig, openapi: utoipa::openapi::Op
     .route(
         "/docs",
         web::get().to(|| async {
-            HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+            HttpResponse::PermanentRedirect()
+                .insert_header((header::LOCATION, "/docs/"))
+                .finish()
         }),
     );
 }

@@ -72,7 +72,11 @@ pub async fn read_limited(payload: &mut Payload, limit: usize) -> Result<web::By
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
-            Problem::new(StatusCode::BAD_REQUEST, "malformed_body", "The request body could not be read.")
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                "The request body could not be read.",
+            )
         })?;
         if body.len() + chunk.len() > limit {
             return Err(payload_too_large());
@@ -96,11 +100,18 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             )
         } else {
             let field = if path == "." { "body".to_owned() } else { path };
-            Problem::validation(ValidationErrors::field(field, strip_position(&inner.to_string())))
+            Problem::validation(ValidationErrors::field(
+                field,
+                strip_position(&inner.to_string()),
+            ))
         }
     })?;
     deserializer.end().map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "malformed_json", format!("The body is not valid JSON: {e}."))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("The body is not valid JSON: {e}."),
+        )
     })?;
     Ok(value)
 }
@@ -127,7 +138,10 @@ pub fn payload_too_large() -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
-        format!("The request body is over the {} KiB limit.", MAX_BODY_BYTES / 1024),
+        format!(
+            "The request body is over the {} KiB limit.",
+            MAX_BODY_BYTES / 1024
+        ),
     )
 }
 
@@ -147,12 +161,23 @@ mod tests {
     fn maps_errors_as_the_contract_says() {
         let code = |bytes: &[u8]| parse::<Body>(bytes).err().map(|p| (p.status, p.code));
         assert_eq!(code(br#"{"email": "a"}"#), None);
-        assert_eq!(code(br#"{"email": "a""#), Some((400, "malformed_json".into())));
-        assert_eq!(code(br#"{"email": "a"} x"#), Some((400, "malformed_json".into())));
-        assert_eq!(code(br#"{"email": 5}"#), Some((422, "validation_failed".into())));
+        assert_eq!(
+            code(br#"{"email": "a""#),
+            Some((400, "malformed_json".into()))
+        );
+        assert_eq!(
+            code(br#"{"email": "a"} x"#),
+            Some((400, "malformed_json".into()))
+        );
+        assert_eq!(
+            code(br#"{"email": 5}"#),
+            Some((422, "validation_failed".into()))
+        );
         assert_eq!(code(br#"{}"#), Some((422, "validation_failed".into())));
         let problem = parse::<Body>(br#"{"email": "a", "count": -1}"#).err();
-        let errors = problem.and_then(|p| p.errors).map(|e| e.0.keys().cloned().collect::<Vec<_>>());
+        let errors = problem
+            .and_then(|p| p.errors)
+            .map(|e| e.0.keys().cloned().collect::<Vec<_>>());
         assert_eq!(errors, Some(vec!["count".to_owned()]));
     }
 }

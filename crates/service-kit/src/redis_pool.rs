@@ -22,5 +22,9 @@ pub fn build(url: &str, max_size: usize) -> Result<Pool, crate::settings::Settin
 /// Checks that Redis answers.
 pub async fn ping(pool: &Pool) -> Result<(), String> {
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    redis::cmd("PING").query_async::<String>(&mut conn).await.map(drop).map_err(|e| e.to_string())
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
 }

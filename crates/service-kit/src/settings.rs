@@ -27,9 +27,7 @@ pub fn load<T: DeserializeOwned>() -> Result<T, SettingsError> {
     let required = file.is_some();
     let file = file.unwrap_or_else(|| "taskvault.toml".to_owned());
     config::Config::builder()
-        .add_source(
-            config::File::new(&file, config::FileFormat::Toml).required(required),
-        )
+        .add_source(config::File::new(&file, config::FileFormat::Toml).required(required))
         .add_source(config::Environment::default().try_parsing(true))
         .build()
         .and_then(config::Config::try_deserialize)
@@ -49,12 +47,21 @@ fn upper_case_key(message: String) -> String {
 
 /// Splits a comma-separated list, dropping blanks.
 pub fn comma_list(raw: &str) -> Vec<String> {
-    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Parses a listen address, naming the setting on failure.
 pub fn socket_addr(name: &str, raw: &str) -> Result<std::net::SocketAddr, SettingsError> {
-    raw.parse().map_err(|_| SettingsError::invalid(name, format!("`{raw}` is not an address like 127.0.0.1:8080")))
+    raw.parse().map_err(|_| {
+        SettingsError::invalid(
+            name,
+            format!("`{raw}` is not an address like 127.0.0.1:8080"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -63,15 +70,22 @@ mod tests {
 
     #[test]
     fn error_names_the_variable() {
-        let msg = upper_case_key("invalid type: string \"x\", expected u64 for key `access_token_ttl_secs`".into());
-        assert!(msg.starts_with("ACCESS_TOKEN_TTL_SECS: invalid type"), "{msg}");
+        let msg = upper_case_key(
+            "invalid type: string \"x\", expected u64 for key `access_token_ttl_secs`".into(),
+        );
+        assert!(
+            msg.starts_with("ACCESS_TOKEN_TTL_SECS: invalid type"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn lists_and_addresses() {
         assert_eq!(comma_list(" a, ,b "), vec!["a", "b"]);
         assert!(socket_addr("AUTH_ADDR", "127.0.0.1:1").is_ok());
-        let err = socket_addr("AUTH_ADDR", "nope").err().map(|e| e.to_string());
+        let err = socket_addr("AUTH_ADDR", "nope")
+            .err()
+            .map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("AUTH_ADDR")));
     }
 }

@@ -6,7 +6,9 @@ use tracing_subscriber::EnvFilter;
 /// humans. `RUST_LOG` refines the level (default `info`). Calling it twice is harmless.
 pub fn init(log_format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let result = if log_format.eq_ignore_ascii_case("json") {
         builder.json().flatten_event(true).try_init()
     } else {

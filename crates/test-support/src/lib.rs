@@ -8,7 +8,11 @@
 //! Where the servers are comes from `TEST_DATABASE_URL` (a superuser URL, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`); `scripts/test` sets both.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness: a failure should stop the test loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test harness: a failure should stop the test loudly"
+)]
 
 pub mod process;
 pub mod smtp;
@@ -39,8 +43,15 @@ impl TestDb {
         let admin = admin_database_url();
         let mut conn = persistence::pool::connect(&admin)
             .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at TEST_DATABASE_URL ({admin}): {e}; run scripts/test"));
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach PostgreSQL at TEST_DATABASE_URL ({admin}): {e}; run scripts/test"
+                )
+            });
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
         let url = replace_database(&admin, &name);
         Self { name, url }
     }
@@ -48,7 +59,9 @@ impl TestDb {
     /// Creates a database and applies the migrations.
     pub async fn migrated() -> Self {
         let db = Self::create().await;
-        persistence::migrate::run_pending(&db.url).await.expect("migrate test database");
+        persistence::migrate::run_pending(&db.url)
+            .await
+            .expect("migrate test database");
         db
     }
 
@@ -59,7 +72,8 @@ impl TestDb {
 
     /// A pool over this database.
     pub fn pool(&self) -> persistence::PgPool {
-        persistence::pool::build_pool(&persistence::PoolSettings::new(self.url.clone())).expect("pool")
+        persistence::pool::build_pool(&persistence::PoolSettings::new(self.url.clone()))
+            .expect("pool")
     }
 }
 
@@ -68,14 +82,18 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside any async context we can rely on: use a private runtime.
         let handle = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async {
                 if let Ok(mut conn) = persistence::pool::connect(&admin_database_url()).await {
-                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ =
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
                 }
             });
         });
@@ -107,7 +125,9 @@ pub struct TestRedis {
 impl TestRedis {
     /// A fresh prefix such as `test:5f0c…:`.
     pub fn new() -> Self {
-        Self { prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()) }
+        Self {
+            prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
+        }
     }
 
     /// The key prefix to configure the service with.
@@ -132,7 +152,11 @@ impl TestRedis {
     /// Every key under this prefix.
     pub async fn keys(&self) -> Vec<String> {
         let mut conn = self.connection().await;
-        redis::cmd("KEYS").arg(format!("{}*", self.prefix)).query_async(&mut conn).await.unwrap_or_default()
+        redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default()
     }
 
     /// Deletes every key under this prefix (a "Redis flush" scoped to this test).
@@ -155,10 +179,16 @@ impl Drop for TestRedis {
     fn drop(&mut self) {
         let prefix = self.prefix.clone();
         let handle = std::thread::spawn(move || {
-            let Ok(client) = redis::Client::open(redis_url()) else { return };
-            let Ok(mut conn) = client.get_connection() else { return };
-            let keys: Vec<String> =
-                redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).unwrap_or_default();
+            let Ok(client) = redis::Client::open(redis_url()) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_connection() else {
+                return;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}*"))
+                .query(&mut conn)
+                .unwrap_or_default();
             if !keys.is_empty() {
                 let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
             }
@@ -169,7 +199,10 @@ impl Drop for TestRedis {
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 #[cfg(test)]
@@ -178,8 +211,17 @@ mod tests {
 
     #[test]
     fn swaps_the_database_name() {
-        assert_eq!(replace_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-        assert_eq!(replace_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
-        assert_eq!(replace_database("postgres://u@h/postgres?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            replace_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h/postgres?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
     }
 }

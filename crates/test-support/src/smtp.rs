@@ -23,12 +23,17 @@ pub struct Captured {
 impl Captured {
     /// The message body: everything after the blank line that ends the headers.
     pub fn body(&self) -> &str {
-        self.data.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+        self.data
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, body)| body)
     }
 
     /// The value of the first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let headers = self.data.split_once("\r\n\r\n").map_or(self.data.as_str(), |(h, _)| h);
+        let headers = self
+            .data
+            .split_once("\r\n\r\n")
+            .map_or(self.data.as_str(), |(h, _)| h);
         headers.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.eq_ignore_ascii_case(name).then(|| value.trim())
@@ -63,7 +68,9 @@ impl SmtpCapture {
 
     /// Starts a server with the given behaviour.
     pub async fn start_with(behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp capture");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind smtp capture");
         let port = listener.local_addr().expect("local addr").port();
         let messages = Arc::new(Mutex::new(Vec::new()));
         let store = messages.clone();
@@ -75,7 +82,11 @@ impl SmtpCapture {
                 });
             }
         });
-        Self { port, messages, task }
+        Self {
+            port,
+            messages,
+            task,
+        }
     }
 
     /// `smtp://127.0.0.1:<port>`, for `SMTP_URL`.
@@ -90,7 +101,10 @@ impl SmtpCapture {
 
     /// Messages received so far for `recipient`.
     pub fn messages_to(&self, recipient: &str) -> Vec<Captured> {
-        self.messages().into_iter().filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(recipient))).collect()
+        self.messages()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(recipient)))
+            .collect()
     }
 
     /// Waits (up to 10 s) until `count` messages for `recipient` arrived, and returns them.
@@ -102,7 +116,10 @@ impl SmtpCapture {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("expected {count} message(s) for {recipient}; got {:?}", self.messages_to(recipient));
+        panic!(
+            "expected {count} message(s) for {recipient}; got {:?}",
+            self.messages_to(recipient)
+        );
     }
 }
 
@@ -131,11 +148,17 @@ async fn serve(
             return Ok(());
         }
         let command = line.trim_end().to_owned();
-        let verb = command.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+        let verb = command
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
             "EHLO" => b"250-capture\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
             "HELO" => b"250 capture\r\n",
-            "MAIL" if matches!(behaviour, Behaviour::Refuse) => b"554 5.7.1 refused by test server\r\n",
+            "MAIL" if matches!(behaviour, Behaviour::Refuse) => {
+                b"554 5.7.1 refused by test server\r\n"
+            }
             "MAIL" => {
                 from = angle_address(&command);
                 to.clear();
@@ -159,7 +182,11 @@ async fn serve(
                     data.push_str(line.strip_prefix('.').unwrap_or(&line));
                 }
                 if let Ok(mut messages) = store.lock() {
-                    messages.push(Captured { from: from.clone(), to: to.clone(), data });
+                    messages.push(Captured {
+                        from: from.clone(),
+                        to: to.clone(),
+                        data,
+                    });
                 }
                 b"250 OK queued\r\n"
             }

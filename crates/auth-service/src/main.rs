@@ -1,0 +1,91 @@
+//! `auth-service`: serves the API; `auth-service migrate` applies migrations and exits;
+//! `auth-service grant-admin <email>` makes an existing user an admin.
+
+use std::process::ExitCode;
+
+use auth_service::{Application, Settings};
+use clap::{Parser, Subcommand};
+use domain::{Email, Role};
+
+#[derive(Parser)]
+#[command(name = "auth-service", version, about = "Task Vault's auth service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Make the existing user with this email address an admin.
+    GrantAdmin {
+        /// The user's email address.
+        email: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load().and_then(|s| s.resolve().map(|_| s)) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("auth-service: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    service_kit::telemetry::init(&settings.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(&settings).await,
+        Command::GrantAdmin { email } => grant_admin(&settings, &email).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("auth-service: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    app.run().await.map_err(|e| format!("server failed: {e}"))
+}
+
+async fn migrate(settings: &Settings) -> Result<(), String> {
+    let applied = persistence::migrate::run_pending(&settings.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("applied {applied} migration(s)");
+    Ok(())
+}
+
+async fn grant_admin(settings: &Settings, email: &str) -> Result<(), String> {
+    let email = Email::parse(email, "email")
+        .map_err(|_| format!("`{email}` is not a valid email address"))?;
+    persistence::migrate::run_pending(&settings.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut conn = persistence::pool::connect(&settings.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    match persistence::users::set_role(&mut conn, &email, Role::Admin)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(user) => {
+            println!("{} ({}) is now an admin", user.email, user.id);
+            Ok(())
+        }
+        None => Err(format!(
+            "no user with email {email}; they must sign up first"
+        )),
+    }
+}

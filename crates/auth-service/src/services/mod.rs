@@ -1,0 +1,56 @@
+//! What the routes ask for, independent of HTTP: accounts, sessions and email.
+
+pub mod account;
+pub mod email;
+pub mod session;
+
+use chrono::{DateTime, Utc};
+use domain::{Password, Role};
+use persistence::users::UserRecord;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The user object of the contract.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    /// The user's id.
+    pub id: Uuid,
+    /// The normalized email address.
+    pub email: String,
+    /// `user` or `admin`.
+    pub role: Role,
+    /// Whether the address has been proven.
+    pub email_verified: bool,
+    /// When the account was created (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(user: &UserRecord) -> Self {
+        Self {
+            id: user.id.0,
+            email: user.email.as_str().to_owned(),
+            role: user.role,
+            email_verified: user.email_verified,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// Hashes a password with bcrypt on a blocking thread.
+pub async fn hash_password(password: &Password, cost: u32) -> Result<String, ApiError> {
+    let password = password.expose().to_owned();
+    tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
+        .await?
+        .map_err(ApiError::internal)
+}
+
+/// Checks a password against a bcrypt hash on a blocking thread.
+pub async fn verify_password(password: &str, hash: &str) -> Result<bool, ApiError> {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
+    tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+        .await?
+        .map_err(ApiError::internal)
+}

@@ -1,0 +1,285 @@
+//! The auth service's settings: built-in defaults, then `taskvault.toml`, then environment
+//! variables named as in the contract (field names are the lower-cased variable names).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use access_token::{SigningKey, TokenSettings};
+use ipnet::IpNet;
+use serde::Deserialize;
+use service_kit::settings::{SettingsError, comma_list, socket_addr};
+
+/// Every setting, with its default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `APP_ENV`: `development` or `production`; production refuses the development key.
+    pub app_env: String,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `DATABASE_POOL_SIZE`: most PostgreSQL connections held open.
+    pub database_pool_size: usize,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// `REDIS_PREFIX`: every Redis key of this service starts with it.
+    pub redis_prefix: String,
+    /// `AUTH_ADDR`: where to listen (port 0 picks a free port).
+    pub auth_addr: String,
+    /// `ACCESS_TOKEN_TTL_SECS`.
+    pub access_token_ttl_secs: u64,
+    /// `REFRESH_TOKEN_TTL_SECS`.
+    pub refresh_token_ttl_secs: u64,
+    /// `REFRESH_REUSE_GRACE_SECS`: how long after its rotation a spent refresh token still
+    /// returns the session's current tokens (two tabs racing) instead of revoking the session.
+    pub refresh_reuse_grace_secs: u64,
+    /// `SMTP_URL`; unset or empty: emails are logged instead of sent.
+    pub smtp_url: Option<String>,
+    /// `SMTP_TIMEOUT_SECS`: how long one delivery may take.
+    pub smtp_timeout_secs: u64,
+    /// `MAIL_FROM`.
+    pub mail_from: String,
+    /// `FRONTEND_URL`: base of the links in emails.
+    pub frontend_url: String,
+    /// `CORS_ORIGINS`: comma-separated; unset: `FRONTEND_URL`.
+    pub cors_origins: Option<String>,
+    /// `COOKIE_SECURE`.
+    pub cookie_secure: bool,
+    /// `REQUIRE_EMAIL_VERIFICATION`.
+    pub require_email_verification: bool,
+    /// `AUTH_RATE_LIMIT_PER_MINUTE`: one budget per client IP for the sign-in routes.
+    pub auth_rate_limit_per_minute: u32,
+    /// `LOGIN_FAILURE_LIMIT`: failed logins per account per 15 minutes before 429.
+    pub login_failure_limit: u32,
+    /// `LOG_FORMAT`: `pretty` or `json`.
+    pub log_format: String,
+    /// `JWT_PRIVATE_KEY`: Ed25519 PKCS#8 PEM; unset: the public development key.
+    pub jwt_private_key: Option<String>,
+    /// `JWT_ISSUER`.
+    pub jwt_issuer: String,
+    /// `JWT_AUDIENCE`.
+    pub jwt_audience: String,
+    /// `BCRYPT_COST`.
+    pub bcrypt_cost: u32,
+    /// `VERIFICATION_TTL_SECS`: lifetime of verification links.
+    pub verification_ttl_secs: u64,
+    /// `OTP_TTL_SECS`: lifetime of verification codes.
+    pub otp_ttl_secs: u64,
+    /// `RESET_TTL_SECS`: lifetime of password-reset links.
+    pub reset_ttl_secs: u64,
+    /// `TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let tokens = TokenSettings::default();
+        Self {
+            app_env: "development".to_owned(),
+            database_url: "postgres://localhost/taskvault".to_owned(),
+            database_pool_size: 16,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_prefix: "tv:".to_owned(),
+            auth_addr: "127.0.0.1:8081".to_owned(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 604_800,
+            refresh_reuse_grace_secs: 10,
+            smtp_url: None,
+            smtp_timeout_secs: 10,
+            mail_from: "Task Vault <no-reply@localhost>".to_owned(),
+            frontend_url: "http://localhost:5173".to_owned(),
+            cors_origins: None,
+            cookie_secure: false,
+            require_email_verification: true,
+            auth_rate_limit_per_minute: 30,
+            login_failure_limit: 10,
+            log_format: "pretty".to_owned(),
+            jwt_private_key: None,
+            jwt_issuer: tokens.issuer,
+            jwt_audience: tokens.audience,
+            bcrypt_cost: 12,
+            verification_ttl_secs: 86_400,
+            otp_ttl_secs: 600,
+            reset_ttl_secs: 1_800,
+            trusted_proxies: String::new(),
+        }
+    }
+}
+
+/// Settings checked and turned into the values the service works with.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The listen address.
+    pub addr: SocketAddr,
+    /// The signing key.
+    pub signing_key: SigningKey,
+    /// True when the key is the public development key.
+    pub development_key: bool,
+    /// The origins allowed by CORS and the CSRF guard.
+    pub cors_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The SMTP URL, if mail is sent.
+    pub smtp_url: Option<String>,
+}
+
+impl Settings {
+    /// Reads the settings from the layers described in [`service_kit::settings`].
+    pub fn load() -> Result<Self, SettingsError> {
+        service_kit::settings::load()
+    }
+
+    /// `FRONTEND_URL` without a trailing slash.
+    pub fn frontend_base(&self) -> &str {
+        self.frontend_url.trim_end_matches('/')
+    }
+
+    /// The issuer and audience of the tokens.
+    pub fn token_settings(&self) -> TokenSettings {
+        TokenSettings {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        }
+    }
+
+    /// Access-token lifetime.
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    /// Refresh-token lifetime.
+    pub fn refresh_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+
+    /// Checks every setting; the error names the first refused one.
+    pub fn resolve(&self) -> Result<Resolved, SettingsError> {
+        let production = match self.app_env.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" | "" => false,
+            "production" | "prod" => true,
+            other => {
+                return Err(SettingsError::invalid(
+                    "APP_ENV",
+                    format!("`{other}` is neither development nor production"),
+                ));
+            }
+        };
+        let addr = socket_addr("AUTH_ADDR", &self.auth_addr)?;
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
+            ("REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
+            ("VERIFICATION_TTL_SECS", self.verification_ttl_secs),
+            ("OTP_TTL_SECS", self.otp_ttl_secs),
+            ("RESET_TTL_SECS", self.reset_ttl_secs),
+            ("SMTP_TIMEOUT_SECS", self.smtp_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::invalid(name, "must be at least 1"));
+            }
+        }
+        if self.auth_rate_limit_per_minute == 0 {
+            return Err(SettingsError::invalid(
+                "AUTH_RATE_LIMIT_PER_MINUTE",
+                "must be at least 1",
+            ));
+        }
+        if self.login_failure_limit == 0 {
+            return Err(SettingsError::invalid(
+                "LOGIN_FAILURE_LIMIT",
+                "must be at least 1",
+            ));
+        }
+        if self.database_pool_size == 0 {
+            return Err(SettingsError::invalid(
+                "DATABASE_POOL_SIZE",
+                "must be at least 1",
+            ));
+        }
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(SettingsError::invalid(
+                "BCRYPT_COST",
+                "must be from 4 to 31",
+            ));
+        }
+        if !matches!(
+            self.log_format.to_ascii_lowercase().as_str(),
+            "pretty" | "json"
+        ) {
+            return Err(SettingsError::invalid(
+                "LOG_FORMAT",
+                "must be `pretty` or `json`",
+            ));
+        }
+        if !(self.frontend_url.starts_with("http://") || self.frontend_url.starts_with("https://"))
+        {
+            return Err(SettingsError::invalid(
+                "FRONTEND_URL",
+                "must start with http:// or https://",
+            ));
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(SettingsError::invalid(
+                "MAIL_FROM",
+                "is not an address like `Name <user@host>`",
+            ));
+        }
+        let key = self
+            .jwt_private_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        let (signing_key, development_key) = match key {
+            // A PEM passed through an environment file often has its newlines escaped.
+            Some(pem) => (
+                SigningKey::from_pem(&pem.replace("\\n", "\n"))
+                    .map_err(|e| SettingsError::invalid("JWT_PRIVATE_KEY", e))?,
+                false,
+            ),
+            None if production => {
+                return Err(SettingsError::invalid(
+                    "JWT_PRIVATE_KEY",
+                    "is required when APP_ENV=production (an Ed25519 PKCS#8 PEM, e.g. from `openssl genpkey -algorithm ed25519`)",
+                ));
+            }
+            None => (SigningKey::development(), true),
+        };
+        let cors_origins = match self.cors_origins.as_deref().map(comma_list) {
+            Some(list) if !list.is_empty() => list,
+            _ => vec![self.frontend_base().to_owned()],
+        };
+        let trusted_proxies = comma_list(&self.trusted_proxies)
+            .iter()
+            .map(|raw| {
+                raw.parse::<IpNet>()
+                    .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        SettingsError::invalid(
+                            "TRUSTED_PROXIES",
+                            format!("`{raw}` is not an IP address or CIDR"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let smtp_url = self
+            .smtp_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned);
+        if let Some(url) = &smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return Err(SettingsError::invalid(
+                "SMTP_URL",
+                "must start with smtp:// or smtps://",
+            ));
+        }
+        Ok(Resolved {
+            addr,
+            signing_key,
+            development_key,
+            cors_origins,
+            trusted_proxies,
+            smtp_url,
+        })
+    }
+}

@@ -1,0 +1,271 @@
+//! Conventions shared by every route: body handling, errors, CSRF/CORS, health and docs.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_are_strict_json() {
+    let app = spawn_app().await;
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/auth/signup"))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_problem(
+        post("text/plain", b"{}".to_vec()).await,
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    let huge = format!("{{\"email\": \"{}\"}}", "a".repeat(1024 * 1024 + 10)).into_bytes();
+    assert_problem(
+        post("application/json", huge).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
+    assert_problem(
+        post("application/json", b"{\"email\": ".to_vec()).await,
+        400,
+        "malformed_json",
+    )
+    .await;
+    let body = assert_problem(
+        post(
+            "application/json",
+            br#"{"email": 5, "password": "x"}"#.to_vec(),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(body["errors"]["email"].is_array(), "{body}");
+    // No body at all where one is required.
+    let empty = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 415);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_routes_are_problem_documents() {
+    let app = spawn_app().await;
+    let body = assert_problem(
+        app.client
+            .get(app.url("/api/auth/nope"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("/api/auth/nope"));
+    assert_problem(
+        app.client
+            .get(app.url("/api/auth/login"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cookies_from_foreign_origins_are_refused() {
+    let app = spawn_app().await;
+    let session = app.signed_in("csrf@example.com").await;
+    let with_cookie = |origin: &'static str| {
+        let app = &app;
+        let session = session.clone();
+        async move {
+            app.client
+                .post(app.url("/api/auth/logout"))
+                .header("cookie", format!("access_token={}", session.access))
+                .header("origin", origin)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let refused = with_cookie("https://evil.example").await;
+    assert_problem(refused, 403, "csrf_rejected").await;
+    assert_eq!(
+        app.me_bearer(&session.access).await.status(),
+        200,
+        "the session survived"
+    );
+
+    // Without cookies a foreign origin cannot ride on a session: passes through.
+    let no_cookie = app
+        .client
+        .post(app.url("/api/auth/refresh-token"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(no_cookie, 401, "invalid_token").await;
+
+    // The frontend's origin is allowed, with CORS headers.
+    let allowed = with_cookie(FRONTEND).await;
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
+        FRONTEND
+    );
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-credentials")
+            .unwrap(),
+        "true"
+    );
+    assert_eq!(app.me_bearer(&session.access).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_preflight_allows_the_configured_origins() {
+    let app =
+        spawn_app_with(|s| s.cors_origins = Some(format!("{FRONTEND}, https://admin.test"))).await;
+    let preflight = |origin: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .request(reqwest::Method::OPTIONS, app.url("/api/auth/login"))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let ok = preflight("https://admin.test").await;
+    assert!(ok.status().is_success());
+    assert_eq!(
+        ok.headers().get("access-control-allow-origin").unwrap(),
+        "https://admin.test"
+    );
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-credentials")
+            .unwrap(),
+        "true"
+    );
+    let foreign = preflight("https://evil.example").await;
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_readiness_and_metrics() {
+    let app = spawn_app().await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"], json!({"postgres": "ok", "redis": "ok"}));
+
+    app.verified_user("metrics@example.com").await;
+    app.login("metrics@example.com", PASSWORD).await;
+    app.login("metrics@example.com", "wrong password").await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("auth_logins_total{outcome=\"success\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("auth_logins_total{outcome=\"invalid_credentials\"}"),
+        "{text}"
+    );
+    assert!(text.contains("auth_signups_total"), "{text}");
+    assert!(text.contains("http_requests_total"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dependencies_down_mean_503_without_internals() {
+    let app = spawn_app_with(|s| s.redis_url = "redis://127.0.0.1:1".to_owned()).await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let response = app.signup("down@example.com", PASSWORD).await;
+    let body = assert_problem(response, 503, "unavailable").await;
+    let text = body.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.to_lowercase().contains("redis"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_lists_every_route_and_docs_are_served() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api-docs/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/auth/signup",
+        "/api/auth/verify/{token}",
+        "/api/auth/verify-otp",
+        "/api/auth/resend-verification",
+        "/api/auth/login",
+        "/api/auth/refresh-token",
+        "/api/auth/logout",
+        "/api/auth/forgot-password",
+        "/api/auth/reset/{token}",
+        "/api/auth/change-password",
+        "/api/auth/me",
+        "/.well-known/jwks.json",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
+    }
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert!(schemes.contains_key("bearer") && schemes.contains_key("cookie"));
+
+    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert!(docs.status().is_redirection());
+    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("swagger")
+    );
+}

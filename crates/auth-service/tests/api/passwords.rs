@@ -1,0 +1,306 @@
+//! Logout, change-password, forgot-password and reset: everything that ends sessions.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const NEW_PASSWORD: &str = "a brand new secret";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_revokes_the_session_and_clears_the_cookies() {
+    let app = spawn_app().await;
+    let session = app.signed_in("bye@example.com").await;
+    let other = app.new_session("bye@example.com", PASSWORD).await;
+    let response = app
+        .client
+        .post(app.url("/api/auth/logout"))
+        .bearer_auth(&session.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let access = cookie(response.headers(), "access_token");
+    let refresh = cookie(response.headers(), "refresh_token");
+    assert_eq!(
+        (
+            access.value.as_str(),
+            access.attr("max-age"),
+            access.attr("path")
+        ),
+        ("", Some("0"), Some("/"))
+    );
+    assert_eq!(
+        (
+            refresh.value.as_str(),
+            refresh.attr("max-age"),
+            refresh.attr("path")
+        ),
+        ("", Some("0"), Some("/api/auth"))
+    );
+
+    assert_problem(app.me_bearer(&session.access).await, 401, "unauthorized").await;
+    assert_problem(
+        app.refresh_with_cookie(&session.refresh).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert!(app.revoked_in_redis(&session.sid()).await);
+    assert_eq!(
+        app.me_bearer(&other.access).await.status(),
+        200,
+        "other sessions stay"
+    );
+    assert!(!app.revoked_in_redis(&other.sid()).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_with_only_the_refresh_cookie_revokes_its_session() {
+    let app = spawn_app().await;
+    let session = app.signed_in("cookie-bye@example.com").await;
+    let response = app
+        .client
+        .post(app.url("/api/auth/logout"))
+        .header("cookie", format!("refresh_token={}", session.refresh))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_problem(app.me_bearer(&session.access).await, 401, "unauthorized").await;
+    assert!(app.revoked_in_redis(&session.sid()).await);
+    // Logging out with nothing is harmless.
+    assert_eq!(
+        app.client
+            .post(app.url("/api/auth/logout"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+}
+
+async fn change_password(app: &TestApp, access: Option<&str>, body: Value) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/api/auth/change-password"))
+        .json(&body);
+    if let Some(access) = access {
+        request = request.bearer_auth(access);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_password_checks_the_current_one_and_revokes_other_sessions() {
+    let app = spawn_app().await;
+    let session = app.signed_in("change@example.com").await;
+    let other = app.new_session("change@example.com", PASSWORD).await;
+    let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
+
+    assert_problem(
+        change_password(&app, None, body.clone()).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let wrong = json!({"current_password": "not it at all", "new_password": NEW_PASSWORD});
+    assert_problem(
+        change_password(&app, Some(&session.access), wrong).await,
+        403,
+        "invalid_credentials",
+    )
+    .await;
+    let short = json!({"current_password": PASSWORD, "new_password": "short"});
+    let problem = assert_problem(
+        change_password(&app, Some(&session.access), short).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(problem["errors"]["new_password"].is_array(), "{problem}");
+
+    assert_eq!(
+        change_password(&app, Some(&session.access), body)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.me_bearer(&session.access).await.status(),
+        200,
+        "this session stays"
+    );
+    assert_problem(app.me_bearer(&other.access).await, 401, "unauthorized").await;
+    assert_problem(
+        app.refresh_with_cookie(&other.refresh).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert!(app.revoked_in_redis(&other.sid()).await);
+    assert!(!app.revoked_in_redis(&session.sid()).await);
+    assert_eq!(
+        app.login("change@example.com", PASSWORD).await.status(),
+        401
+    );
+    assert_eq!(
+        app.login("change@example.com", NEW_PASSWORD).await.status(),
+        200
+    );
+}
+
+async fn reset_link(app: &TestApp, email: &str, n: usize) -> String {
+    let messages = app.smtp.wait_for(email, n).await;
+    token_after(
+        messages[n - 1].body(),
+        &format!("{FRONTEND}/reset-password?token="),
+    )
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+    app.post_json(
+        &format!("/api/auth/reset/{token}"),
+        &json!({"password": password}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forgot_password_answers_the_same_for_unknown_emails() {
+    let app = spawn_app().await;
+    app.verified_user("forgetful@example.com").await;
+    let known = observable(
+        app.post_json(
+            "/api/auth/forgot-password",
+            &json!({"email": "forgetful@example.com"}),
+        )
+        .await,
+    )
+    .await;
+    let unknown = observable(
+        app.post_json(
+            "/api/auth/forgot-password",
+            &json!({"email": "nobody@example.com"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(known.0, 202);
+    assert_eq!(known, unknown);
+    // Fresh connections land on different server workers: still the same bytes.
+    for email in ["forgetful@example.com", "nobody@example.com"].repeat(3) {
+        let response = reqwest::Client::new()
+            .post(app.url("/api/auth/forgot-password"))
+            .json(&json!({"email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(observable(response).await, known, "{email}");
+    }
+    assert_eq!(reset_link(&app, "forgetful@example.com", 2).await.len(), 43);
+    app.smtp.wait_for("forgetful@example.com", 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.smtp.messages_to("nobody@example.com").is_empty());
+    let body = assert_problem(
+        app.post_json("/api/auth/forgot-password", &json!({"email": "x"}))
+            .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(body["errors"]["email"].is_array());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_sets_the_password_once_and_revokes_every_session() {
+    let app = spawn_app().await;
+    let first = app.signed_in("reset@example.com").await;
+    let second = app.new_session("reset@example.com", PASSWORD).await;
+    app.post_json(
+        "/api/auth/forgot-password",
+        &json!({"email": "reset@example.com"}),
+    )
+    .await;
+    let token = reset_link(&app, "reset@example.com", 2).await;
+
+    // A bad password is refused without spending the token.
+    let body = assert_problem(reset(&app, &token, "short").await, 422, "validation_failed").await;
+    assert!(body["errors"]["password"].is_array());
+    let response = reset(&app, &token, NEW_PASSWORD).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.json::<Value>().await.unwrap()["message"].is_string());
+
+    for session in [&first, &second] {
+        assert_problem(app.me_bearer(&session.access).await, 401, "unauthorized").await;
+        assert_problem(
+            app.refresh_with_cookie(&session.refresh).await,
+            401,
+            "invalid_token",
+        )
+        .await;
+        assert!(app.revoked_in_redis(&session.sid()).await);
+    }
+    assert_eq!(app.login("reset@example.com", PASSWORD).await.status(), 401);
+    assert_eq!(
+        app.login("reset@example.com", NEW_PASSWORD).await.status(),
+        200
+    );
+    assert_problem(
+        reset(&app, &token, "yet another one").await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    assert_problem(
+        reset(&app, "made-up", NEW_PASSWORD).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newer_reset_link_replaces_the_older_one() {
+    let app = spawn_app().await;
+    app.verified_user("twice@example.com").await;
+    app.post_json(
+        "/api/auth/forgot-password",
+        &json!({"email": "twice@example.com"}),
+    )
+    .await;
+    let old = reset_link(&app, "twice@example.com", 2).await;
+    app.post_json(
+        "/api/auth/forgot-password",
+        &json!({"email": "twice@example.com"}),
+    )
+    .await;
+    let new = reset_link(&app, "twice@example.com", 3).await;
+    assert_problem(reset(&app, &old, NEW_PASSWORD).await, 400, "invalid_token").await;
+    assert_eq!(reset(&app, &new, NEW_PASSWORD).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_links_expire() {
+    let app = spawn_app_with(|s| s.reset_ttl_secs = 1).await;
+    app.verified_user("slowpoke@example.com").await;
+    app.post_json(
+        "/api/auth/forgot-password",
+        &json!({"email": "slowpoke@example.com"}),
+    )
+    .await;
+    let token = reset_link(&app, "slowpoke@example.com", 2).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_problem(
+        reset(&app, &token, NEW_PASSWORD).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    assert_eq!(
+        app.login("slowpoke@example.com", PASSWORD).await.status(),
+        200
+    );
+}

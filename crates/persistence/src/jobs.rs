@@ -1,0 +1,584 @@
+//! The `jobs` table: the record of every job.
+//!
+//! Status writes made by workers are *fenced*: a claim increments `fence` (and `attempts`), and
+//! every later write of that attempt matches `status = 'running' AND fence = <claimed fence>`.
+//! An attempt that lost its lease (reaped, cancelled, released) therefore cannot overwrite a
+//! newer attempt's outcome, and a job can never be recorded as completed twice: the second
+//! write matches no row. Batch variants use `UNNEST` so that one statement carries many jobs.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Int2, Jsonb, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::PersistenceError;
+use crate::schema::{jobs, users};
+
+/// The columns of [`Job`] for hand-written SQL (`type` is read as `job_type`).
+const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
+    j.attempts, j.max_attempts, j.progress, j.result, j.last_error, j.run_at, j.idempotency_key, \
+    j.fence, j.created_at, j.updated_at, j.started_at, j.finished_at";
+
+/// One row of `jobs`.
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
+pub struct Job {
+    /// Job id (UUID v7, so ids sort by creation time).
+    pub id: Uuid,
+    /// The owner.
+    pub user_id: Uuid,
+    /// The job type name (`noop`, `sleep`, …).
+    pub job_type: String,
+    /// The submitted data.
+    pub data: Value,
+    /// Dispatch priority, −1000..=1000.
+    pub priority: i16,
+    /// Lifecycle state (`pending`, `scheduled`, `running`, `completed`, `failed`, `cancelled`).
+    pub status: String,
+    /// Claimed attempts so far.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// 0..=100.
+    pub progress: i16,
+    /// The handler's result, once completed.
+    pub result: Option<Value>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When a scheduled job becomes due.
+    pub run_at: Option<DateTime<Utc>>,
+    /// The submitter's `Idempotency-Key`, if any.
+    pub idempotency_key: Option<String>,
+    /// Fencing token of the current attempt (never shown to clients).
+    pub fence: i64,
+    /// Submission time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Start of the latest attempt.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the job reached `completed` or `failed` (or `cancelled`).
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+fn timestamp(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl Job {
+    /// The job object of the API (RFC 3339 UTC timestamps with microseconds).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "user_id": self.user_id,
+            "type": self.job_type,
+            "data": self.data,
+            "priority": self.priority,
+            "status": self.status,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "progress": self.progress,
+            "result": self.result,
+            "last_error": self.last_error,
+            "run_at": self.run_at.as_ref().map(timestamp),
+            "created_at": timestamp(&self.created_at),
+            "updated_at": timestamp(&self.updated_at),
+            "started_at": self.started_at.as_ref().map(timestamp),
+            "finished_at": self.finished_at.as_ref().map(timestamp),
+        })
+    }
+}
+
+/// A job to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct NewJob {
+    /// New id (UUID v7).
+    pub id: Uuid,
+    /// The owner.
+    pub user_id: Uuid,
+    /// Type name.
+    pub job_type: String,
+    /// Data (already validated).
+    pub data: Value,
+    /// Priority.
+    pub priority: i16,
+    /// `pending`, or `scheduled` for a future `run_at`.
+    pub status: String,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// When due, for a scheduled job.
+    pub run_at: Option<DateTime<Utc>>,
+    /// The submitter's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// Submission time (also the queue's FIFO order within a priority).
+    pub created_at: DateTime<Utc>,
+    /// Same as `created_at`.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What [`insert`] did.
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    /// A new row.
+    Created(Job),
+    /// The user's earlier job with the same idempotency key.
+    Existing(Job),
+}
+
+/// Inserts `job`; with an idempotency key already used by the same user, returns that job
+/// instead (`INSERT … ON CONFLICT DO NOTHING`, then a read: concurrent duplicates create one row).
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    job: &NewJob,
+) -> Result<Inserted, PersistenceError> {
+    let created = diesel::insert_into(jobs::table)
+        .values(job)
+        .on_conflict_do_nothing()
+        .returning(Job::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(created) = created {
+        return Ok(Inserted::Created(created));
+    }
+    let Some(key) = &job.idempotency_key else {
+        // Only the idempotency index can make ON CONFLICT skip a fresh v7 id.
+        return Err(PersistenceError::Conflict {
+            constraint: "jobs_pkey".to_owned(),
+        });
+    };
+    let existing = jobs::table
+        .filter(jobs::user_id.eq(job.user_id))
+        .filter(jobs::idempotency_key.eq(key))
+        .select(Job::as_select())
+        .first(conn)
+        .await?;
+    Ok(Inserted::Existing(existing))
+}
+
+/// The job `id`, if it exists and (when `owner` is given) belongs to `owner`.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> Result<Option<Job>, PersistenceError> {
+    let mut query = jobs::table
+        .filter(jobs::id.eq(id))
+        .select(Job::as_select())
+        .into_boxed();
+    if let Some(owner) = owner {
+        query = query.filter(jobs::user_id.eq(owner));
+    }
+    Ok(query.first(conn).await.optional()?)
+}
+
+/// Filters and position of a page of [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this user's jobs (`None`: everyone's).
+    pub user_id: Option<Uuid>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this type.
+    pub job_type: Option<String>,
+    /// Strictly older than this `(created_at, id)` (the page cursor).
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A page of jobs, newest first, by keyset on `(created_at DESC, id DESC)` (served by the
+/// `jobs_by_*` indexes, so a page costs the same wherever it is in a million rows).
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    query: &ListQuery,
+) -> Result<Vec<Job>, PersistenceError> {
+    let mut q = jobs::table.select(Job::as_select()).into_boxed();
+    if let Some(user) = query.user_id {
+        q = q.filter(jobs::user_id.eq(user));
+    }
+    if let Some(status) = &query.status {
+        q = q.filter(jobs::status.eq(status.clone()));
+    }
+    if let Some(job_type) = &query.job_type {
+        q = q.filter(jobs::job_type.eq(job_type.clone()));
+    }
+    if let Some((at, id)) = query.before {
+        // A row comparison, so PostgreSQL uses it as an index bound rather than a filter.
+        q = q.filter(
+            diesel::dsl::sql::<Bool>("(jobs.created_at, jobs.id) < (")
+                .bind::<Timestamptz, _>(at)
+                .sql(", ")
+                .bind::<diesel::sql_types::Uuid, _>(id)
+                .sql(")"),
+        );
+    }
+    Ok(q.order((jobs::created_at.desc(), jobs::id.desc()))
+        .limit(query.limit)
+        .load(conn)
+        .await?)
+}
+
+/// What [`cancel`] did.
+#[derive(Debug, Clone)]
+pub enum Cancelled {
+    /// Now `cancelled`; `was` is the status it had.
+    Done {
+        /// The job after the change.
+        job: Job,
+        /// Its status before.
+        was: String,
+    },
+    /// Already in a final state.
+    AlreadyFinished(Job),
+    /// No such job (for this owner).
+    NotFound,
+}
+
+/// Cancels a `pending`, `scheduled` or `running` job.
+pub async fn cancel(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> Result<Cancelled, PersistenceError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(embed)]
+        job: Job,
+        #[diesel(sql_type = Text)]
+        was: String,
+    }
+    let sql = format!(
+        "UPDATE jobs j SET status = 'cancelled', finished_at = now(), updated_at = now() \
+         FROM (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE) old \
+         WHERE j.id = old.id AND ($2::uuid IS NULL OR j.user_id = $2) \
+           AND j.status IN ('pending', 'scheduled', 'running') \
+         RETURNING {JOB_COLUMNS}, old.status AS was"
+    );
+    let row: Option<Row> = diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(owner)
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(row) = row {
+        return Ok(Cancelled::Done {
+            job: row.job,
+            was: row.was,
+        });
+    }
+    Ok(match find(conn, id, owner).await? {
+        Some(job) => Cancelled::AlreadyFinished(job),
+        None => Cancelled::NotFound,
+    })
+}
+
+/// What [`retry`] did.
+#[derive(Debug, Clone)]
+pub enum Retried {
+    /// Back to `pending` with `attempts` 0.
+    Done(Job),
+    /// Not `failed` or `cancelled`.
+    NotRetryable(Job),
+    /// No such job (for this owner).
+    NotFound,
+}
+
+/// Puts a `failed` or `cancelled` job back to `pending`, attempts, progress and error cleared.
+pub async fn retry(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> Result<Retried, PersistenceError> {
+    let sql = format!(
+        "UPDATE jobs j SET status = 'pending', attempts = 0, progress = 0, last_error = NULL, \
+           result = NULL, run_at = NULL, started_at = NULL, finished_at = NULL, updated_at = now() \
+         WHERE j.id = $1 AND ($2::uuid IS NULL OR j.user_id = $2) AND j.status IN ('failed', 'cancelled') \
+         RETURNING {JOB_COLUMNS}"
+    );
+    let job: Option<Job> = diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(owner)
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(job) = job {
+        return Ok(Retried::Done(job));
+    }
+    Ok(match find(conn, id, owner).await? {
+        Some(job) => Retried::NotRetryable(job),
+        None => Retried::NotFound,
+    })
+}
+
+/// Job counts for `/api/jobs/stats`.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Jobs per status (only statuses that occur).
+    pub by_status: Vec<(String, i64)>,
+    /// `pending` jobs per priority.
+    pub pending_by_priority: Vec<(i16, i64)>,
+}
+
+/// Counts the jobs of `owner`, or of everyone.
+pub async fn stats(
+    conn: &mut AsyncPgConnection,
+    owner: Option<Uuid>,
+) -> Result<Stats, PersistenceError> {
+    let mut by_status = jobs::table
+        .group_by(jobs::status)
+        .select((jobs::status, diesel::dsl::count_star()))
+        .into_boxed();
+    let mut pending = jobs::table
+        .filter(jobs::status.eq("pending"))
+        .group_by(jobs::priority)
+        .select((jobs::priority, diesel::dsl::count_star()))
+        .into_boxed();
+    if let Some(owner) = owner {
+        by_status = by_status.filter(jobs::user_id.eq(owner));
+        pending = pending.filter(jobs::user_id.eq(owner));
+    }
+    Ok(Stats {
+        by_status: by_status.load(conn).await?,
+        pending_by_priority: pending.load(conn).await?,
+    })
+}
+
+/// The email address of a user and whether it is verified (for `send_email` checks).
+pub async fn user_email(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<Option<(String, bool)>, PersistenceError> {
+    Ok(users::table
+        .filter(users::id.eq(user_id))
+        .select((users::email, users::email_verified))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Marks the queued jobs `ids` as `running` for a new attempt (`attempts` and `fence` + 1) and
+/// returns them; ids no longer queued (cancelled, claimed elsewhere) are left out.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<Job>, PersistenceError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, fence = j.fence + 1, \
+           progress = 0, started_at = now(), updated_at = now() \
+         WHERE j.id = ANY($1) AND j.status IN ('pending', 'scheduled') \
+         RETURNING {JOB_COLUMNS}"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .load(conn)
+        .await?)
+}
+
+/// The end of one attempt, written by [`finish`].
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The job.
+    pub id: Uuid,
+    /// The fence of the attempt.
+    pub fence: i64,
+    /// `completed`, `failed` (no attempts left), `scheduled` (retry at `run_at`) or `pending`
+    /// (released unfinished, e.g. at shutdown).
+    pub status: &'static str,
+    /// The result of a completed job.
+    pub result: Option<Value>,
+    /// The error of a failed attempt.
+    pub last_error: Option<String>,
+    /// Retry time, for `scheduled`.
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+/// Records many attempt outcomes in one statement, each fenced by `status = 'running' AND
+/// fence = <its fence>`; returns the rows that changed (stale outcomes are dropped).
+pub async fn finish(
+    conn: &mut AsyncPgConnection,
+    outcomes: &[Outcome],
+) -> Result<Vec<Job>, PersistenceError> {
+    if outcomes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = outcomes.iter().map(|o| o.id).collect();
+    let fences: Vec<i64> = outcomes.iter().map(|o| o.fence).collect();
+    let statuses: Vec<&str> = outcomes.iter().map(|o| o.status).collect();
+    let results: Vec<Option<Value>> = outcomes.iter().map(|o| o.result.clone()).collect();
+    let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.last_error.clone()).collect();
+    let run_ats: Vec<Option<DateTime<Utc>>> = outcomes.iter().map(|o| o.run_at).collect();
+    let sql = format!(
+        "UPDATE jobs j SET status = u.status, \
+           result = COALESCE(u.result, j.result), \
+           last_error = CASE WHEN u.status = 'completed' THEN j.last_error ELSE COALESCE(u.last_error, j.last_error) END, \
+           progress = CASE WHEN u.status = 'completed' THEN 100 ELSE j.progress END, \
+           run_at = CASE WHEN u.status = 'scheduled' THEN u.run_at ELSE j.run_at END, \
+           finished_at = CASE WHEN u.status IN ('completed', 'failed') THEN now() ELSE NULL END, \
+           updated_at = now() \
+         FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::jsonb[], $5::text[], $6::timestamptz[]) \
+           AS u(id, fence, status, result, last_error, run_at) \
+         WHERE j.id = u.id AND j.status = 'running' AND j.fence = u.fence \
+         RETURNING {JOB_COLUMNS}"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .bind::<Array<BigInt>, _>(fences)
+        .bind::<Array<Text>, _>(statuses)
+        .bind::<Array<Nullable<Jsonb>>, _>(results)
+        .bind::<Array<Nullable<Text>>, _>(errors)
+        .bind::<Array<Nullable<Timestamptz>>, _>(run_ats)
+        .load(conn)
+        .await?)
+}
+
+/// Records the progress of a running attempt (fenced); `None` when the attempt is no longer
+/// the job's current one (cancelled, reaped).
+pub async fn set_progress(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    fence: i64,
+    progress: i16,
+) -> Result<Option<Job>, PersistenceError> {
+    let sql = format!(
+        "UPDATE jobs j SET progress = $3, updated_at = now() \
+         WHERE j.id = $1 AND j.status = 'running' AND j.fence = $2 AND j.progress <> $3 \
+         RETURNING {JOB_COLUMNS}"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<BigInt, _>(fence)
+        .bind::<Int2, _>(progress)
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// The status and current attempt (`fence`) of every job in `ids`, so a worker can tell
+/// whether its attempts are still the jobs' current ones (and why not: cancelled, or taken back).
+pub async fn attempt_states(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String, i64)>, PersistenceError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(jobs::table
+        .filter(jobs::id.eq_any(ids))
+        .select((jobs::id, jobs::status, jobs::fence))
+        .load(conn)
+        .await?)
+}
+
+/// Takes back running jobs whose lease expired: back to `pending`, or `failed` when no
+/// attempt is left. Returns the changed rows.
+pub async fn reap(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<Job>, PersistenceError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE jobs j SET \
+           status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END, \
+           last_error = 'attempt ' || j.attempts || ' lost its lease (worker stopped or hung)', \
+           finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() ELSE NULL END, \
+           updated_at = now() \
+         WHERE j.id = ANY($1) AND j.status = 'running' \
+         RETURNING {JOB_COLUMNS}"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .load(conn)
+        .await?)
+}
+
+/// Moves due `scheduled` jobs among `ids` to `pending`; returns the changed rows.
+pub async fn promote(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<Job>, PersistenceError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE jobs j SET status = 'pending', updated_at = now() \
+         WHERE j.id = ANY($1) AND j.status = 'scheduled' RETURNING {JOB_COLUMNS}"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .load(conn)
+        .await?)
+}
+
+/// What the reconciler needs to put a job back in the dispatch index.
+#[derive(Debug, Clone, Queryable)]
+pub struct QueueEntry {
+    /// The job.
+    pub id: Uuid,
+    /// `pending`, `scheduled` or `running`.
+    pub status: String,
+    /// Its priority.
+    pub priority: i16,
+    /// Its submission time.
+    pub created_at: DateTime<Utc>,
+    /// When due (scheduled jobs).
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+/// Which jobs [`queue_entries`] scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// `pending` and `scheduled` jobs (partial index `jobs_queued`).
+    Queued,
+    /// `running` jobs (partial index `jobs_running`).
+    Running,
+}
+
+/// Up to `limit` jobs of `scan` with an id above `after`, in id order. The status filter is
+/// literal SQL so that PostgreSQL can prove the partial index's predicate and use it.
+pub async fn queue_entries(
+    conn: &mut AsyncPgConnection,
+    scan: Scan,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<QueueEntry>, PersistenceError> {
+    let predicate = match scan {
+        Scan::Queued => "jobs.status IN ('pending', 'scheduled')",
+        Scan::Running => "jobs.status = 'running'",
+    };
+    let mut q = jobs::table
+        .filter(diesel::dsl::sql::<Bool>(predicate))
+        .select((
+            jobs::id,
+            jobs::status,
+            jobs::priority,
+            jobs::created_at,
+            jobs::run_at,
+        ))
+        .order(jobs::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(jobs::id.gt(after));
+    }
+    Ok(q.load(conn).await?)
+}
+
+/// Counts rows per status of the given jobs (test and tooling aid).
+pub async fn count_by_status(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<(String, i64)>, PersistenceError> {
+    Ok(jobs::table
+        .group_by(jobs::status)
+        .select((jobs::status, diesel::dsl::count_star()))
+        .load(conn)
+        .await?)
+}

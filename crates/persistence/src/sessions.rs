@@ -1,0 +1,274 @@
+//! Sign-in sessions and their rotating refresh tokens.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use domain::{SessionId, UserId};
+
+use crate::PersistenceError;
+use crate::schema::{refresh_tokens, sessions};
+
+/// Creates a session for `user_id` with its first refresh token (by hash).
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    user_id: UserId,
+    refresh_hash: Vec<u8>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), PersistenceError> {
+    conn.transaction(async |conn| {
+        diesel::insert_into(sessions::table)
+            .values((
+                sessions::id.eq(session_id.0),
+                sessions::user_id.eq(user_id.0),
+                sessions::expires_at.eq(expires_at),
+            ))
+            .execute(conn)
+            .await?;
+        diesel::insert_into(refresh_tokens::table)
+            .values((
+                refresh_tokens::token_hash.eq(refresh_hash),
+                refresh_tokens::session_id.eq(session_id.0),
+                refresh_tokens::expires_at.eq(expires_at),
+            ))
+            .execute(conn)
+            .await?;
+        Ok::<_, PersistenceError>(())
+    })
+    .await
+}
+
+/// Revokes one session; returns false when it was unknown or revoked already.
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+) -> Result<bool, PersistenceError> {
+    let changed = diesel::update(
+        sessions::table
+            .find(session_id.0)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    Ok(changed > 0)
+}
+
+/// Revokes every live session of `user_id` except `keep`, returning the ones revoked.
+pub async fn revoke_all_for_user(
+    conn: &mut AsyncPgConnection,
+    user_id: UserId,
+    keep: Option<SessionId>,
+) -> Result<Vec<SessionId>, PersistenceError> {
+    let keep = keep.map(|s| s.0).unwrap_or(uuid::Uuid::nil());
+    let ids = diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id.0))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::id.ne(keep)),
+    )
+    .set(sessions::revoked_at.eq(diesel::dsl::now))
+    .returning(sessions::id)
+    .get_results::<uuid::Uuid>(conn)
+    .await?;
+    Ok(ids.into_iter().map(SessionId).collect())
+}
+
+/// The session a refresh token (by hash) belongs to, spent or not.
+pub async fn session_of_refresh_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> Result<Option<SessionId>, PersistenceError> {
+    let id = refresh_tokens::table
+        .find(token_hash)
+        .select(refresh_tokens::session_id)
+        .first::<uuid::Uuid>(conn)
+        .await
+        .optional()?;
+    Ok(id.map(SessionId))
+}
+
+/// One step of a rotation chain, as read back for the two-tabs race.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenState {
+    /// Its session.
+    pub session_id: SessionId,
+    /// When it was spent, if it was.
+    pub spent_at: Option<DateTime<Utc>>,
+    /// Its successor, sealed with a key derived from this token.
+    pub successor_sealed: Option<Vec<u8>>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Reads a refresh token (by hash) that belongs to a live session.
+pub async fn live_refresh_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> Result<Option<RefreshTokenState>, PersistenceError> {
+    let row = refresh_tokens::table
+        .inner_join(sessions::table)
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .filter(sessions::revoked_at.is_null())
+        .select((
+            refresh_tokens::session_id,
+            refresh_tokens::spent_at,
+            refresh_tokens::successor_sealed,
+            refresh_tokens::expires_at,
+        ))
+        .first::<(
+            uuid::Uuid,
+            Option<DateTime<Utc>>,
+            Option<Vec<u8>>,
+            DateTime<Utc>,
+        )>(conn)
+        .await
+        .optional()?;
+    Ok(row.map(
+        |(session_id, spent_at, successor_sealed, expires_at)| RefreshTokenState {
+            session_id: SessionId(session_id),
+            spent_at,
+            successor_sealed,
+            expires_at,
+        },
+    ))
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone)]
+pub enum Rotation {
+    /// Unknown, expired, or its session is revoked or expired.
+    Invalid,
+    /// The token was live: it is now spent and the successor stored.
+    Rotated {
+        /// The session.
+        session_id: SessionId,
+        /// Its user.
+        user_id: UserId,
+    },
+    /// The token was spent within the grace period (two tabs racing): nothing changed; the
+    /// caller can unseal `successor_sealed` to find the session's current token.
+    RecentlySpent {
+        /// The session.
+        session_id: SessionId,
+        /// Its user.
+        user_id: UserId,
+        /// The successor, sealed with a key derived from the presented token.
+        successor_sealed: Vec<u8>,
+    },
+    /// The token was spent longer ago: it was stolen or replayed, so the session is now
+    /// revoked.
+    Reused {
+        /// The session just revoked.
+        session_id: SessionId,
+    },
+}
+
+/// The successor to store when a live token is rotated.
+#[derive(Debug, Clone)]
+pub struct Successor {
+    /// Hash of the new token.
+    pub token_hash: Vec<u8>,
+    /// The new token sealed with a key derived from the presented one.
+    pub sealed_for_predecessor: Vec<u8>,
+    /// When the new token (and the session) expire.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Rotates the refresh token with hash `presented_hash`, in one transaction with the token
+/// row locked (`SELECT … FOR UPDATE`), so two concurrent presentations are serialized.
+pub async fn rotate(
+    conn: &mut AsyncPgConnection,
+    presented_hash: Vec<u8>,
+    successor: Successor,
+    grace: Duration,
+) -> Result<Rotation, PersistenceError> {
+    conn.transaction(async |conn| {
+        let row = refresh_tokens::table
+            .find(&presented_hash)
+            .select((
+                refresh_tokens::session_id,
+                refresh_tokens::expires_at,
+                refresh_tokens::spent_at,
+                refresh_tokens::successor_sealed,
+            ))
+            .for_update()
+            .first::<(
+                uuid::Uuid,
+                DateTime<Utc>,
+                Option<DateTime<Utc>>,
+                Option<Vec<u8>>,
+            )>(conn)
+            .await
+            .optional()?;
+        let Some((session_id, expires_at, spent_at, sealed)) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        let now = Utc::now();
+        let session = sessions::table
+            .find(session_id)
+            .select((
+                sessions::user_id,
+                sessions::expires_at,
+                sessions::revoked_at,
+            ))
+            .first::<(uuid::Uuid, DateTime<Utc>, Option<DateTime<Utc>>)>(conn)
+            .await?;
+        let (user_id, session_expires_at, revoked_at) = session;
+        if revoked_at.is_some() || expires_at <= now || session_expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        match (spent_at, sealed) {
+            (None, _) => {
+                diesel::update(refresh_tokens::table.find(&presented_hash))
+                    .set((
+                        refresh_tokens::spent_at.eq(now),
+                        refresh_tokens::successor_sealed.eq(&successor.sealed_for_predecessor),
+                    ))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(refresh_tokens::table)
+                    .values((
+                        refresh_tokens::token_hash.eq(&successor.token_hash),
+                        refresh_tokens::session_id.eq(session_id),
+                        refresh_tokens::expires_at.eq(successor.expires_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                diesel::update(sessions::table.find(session_id))
+                    .set(sessions::expires_at.eq(successor.expires_at))
+                    .execute(conn)
+                    .await?;
+                Ok(Rotation::Rotated {
+                    session_id: SessionId(session_id),
+                    user_id: UserId(user_id),
+                })
+            }
+            (Some(spent_at), Some(sealed))
+                if now
+                    .signed_duration_since(spent_at)
+                    .to_std()
+                    .is_ok_and(|age| age <= grace)
+                    || spent_at > now =>
+            {
+                Ok(Rotation::RecentlySpent {
+                    session_id: SessionId(session_id),
+                    user_id: UserId(user_id),
+                    successor_sealed: sealed,
+                })
+            }
+            (Some(_), _) => {
+                diesel::update(sessions::table.find(session_id))
+                    .set(sessions::revoked_at.eq(now))
+                    .execute(conn)
+                    .await?;
+                Ok::<_, PersistenceError>(Rotation::Reused {
+                    session_id: SessionId(session_id),
+                })
+            }
+        }
+    })
+    .await
+}
