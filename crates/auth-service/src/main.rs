@@ -29,8 +29,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let settings = match Settings::load().and_then(|s| s.resolve().map(|_| s)) {
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    // Only serving needs every setting checked: a migration Job has no signing key to give.
+    let settings = match Settings::load().and_then(|s| match command {
+        Command::Serve => s.resolve().map(|_| s),
+        Command::Migrate | Command::GrantAdmin { .. } => Ok(s),
+    }) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("auth-service: {error}");
@@ -38,7 +42,7 @@ async fn main() -> ExitCode {
         }
     };
     service_kit::telemetry::init(&settings.log_format);
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
         Command::GrantAdmin { email } => grant_admin(&settings, &email).await,

@@ -2,7 +2,8 @@
 //!
 //! - One budget of `AUTH_RATE_LIMIT_PER_MINUTE` requests per client IP, shared by the sign-in
 //!   routes (fixed one-minute window, one round trip per check: `fixed_window.lua`).
-//! - `LOGIN_FAILURE_LIMIT` failed logins per account per 15 minutes.
+//! - `LOGIN_FAILURE_LIMIT` failed logins per account per 15 minutes (wrong current passwords at
+//!   change-password count too). Login checks both limits in the same round trip.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -43,28 +44,48 @@ impl RateLimiter {
         }
     }
 
-    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, u64), ApiError> {
+    /// Runs `fixed_window.lua`: counts a hit on `keys[0]` and, with a second key, reads that
+    /// counter too.
+    async fn run(&self, keys: &[&str], window: Duration) -> Result<Vec<i64>, ApiError> {
         let mut conn = self.pool.get().await?;
-        let (count, ttl_ms): (u64, i64) = self
-            .script
-            .key(key)
+        let mut invocation = self.script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        Ok(invocation
             .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX))
             .invoke_async(&mut conn)
-            .await?;
-        Ok((count, ttl_ms.max(0) as u64))
+            .await?)
+    }
+
+    fn ip_key(&self, ip: IpAddr) -> String {
+        format!("{}ratelimit:auth:{ip}", self.prefix)
+    }
+
+    /// 429 when `count` hits on a counter exceed `limit`.
+    fn refuse_over(
+        count: i64,
+        limit: u32,
+        ttl_ms: i64,
+        label: &'static str,
+    ) -> Result<(), ApiError> {
+        if count > i64::from(limit) {
+            metrics::counter!("auth_rate_limited_total", "limit" => label).increment(1);
+            return Err(ApiError::RateLimited {
+                retry_after_secs: u64::try_from(ttl_ms.max(0))
+                    .unwrap_or(0)
+                    .div_ceil(1000)
+                    .max(1),
+            });
+        }
+        Ok(())
     }
 
     /// Counts one request from `ip` against the shared budget; 429 beyond it.
     pub async fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        let key = format!("{}ratelimit:auth:{ip}", self.prefix);
-        let (count, ttl_ms) = self.hit(&key, IP_WINDOW).await?;
-        if count > u64::from(self.per_ip_per_minute) {
-            metrics::counter!("auth_rate_limited_total", "limit" => "ip").increment(1);
-            return Err(ApiError::RateLimited {
-                retry_after_secs: ttl_ms.div_ceil(1000).max(1),
-            });
-        }
-        Ok(())
+        let reply = self.run(&[&self.ip_key(ip)], IP_WINDOW).await?;
+        let (count, ttl_ms) = pair(&reply, 0);
+        Self::refuse_over(count, self.per_ip_per_minute, ttl_ms, "ip")
     }
 
     /// Keyed by a hash of the address, so Redis holds no email addresses.
@@ -73,26 +94,47 @@ impl RateLimiter {
         format!("{}login-failures:{digest}", self.prefix)
     }
 
-    /// 429 when `account` has used up its failed logins.
-    pub async fn check_login_failures(&self, account: &str) -> Result<(), ApiError> {
+    /// At login, in one round trip: counts the request against `ip`'s budget and checks the
+    /// failed logins of `account`. 429 when either is used up; else the number of recent
+    /// failures (so that a success clears them only when there are any).
+    pub async fn check_login(&self, ip: IpAddr, account: &str) -> Result<u64, ApiError> {
+        let reply = self
+            .run(&[&self.ip_key(ip), &self.login_key(account)], IP_WINDOW)
+            .await?;
+        let (count, ttl_ms) = pair(&reply, 0);
+        Self::refuse_over(count, self.per_ip_per_minute, ttl_ms, "ip")?;
+        let (failures, ttl_ms) = pair(&reply, 2);
+        Self::refuse_over(
+            failures + 1,
+            self.login_failure_limit,
+            ttl_ms,
+            "login_failures",
+        )?;
+        Ok(u64::try_from(failures).unwrap_or(0))
+    }
+
+    /// The failed logins of `account`: 429 when they are used up, else how many there are.
+    pub async fn check_login_failures(&self, account: &str) -> Result<u64, ApiError> {
         let mut conn = self.pool.get().await?;
-        let (count, ttl_ms): (Option<u64>, i64) = redis::pipe()
+        let (count, ttl_ms): (Option<i64>, i64) = redis::pipe()
             .get(self.login_key(account))
             .cmd("PTTL")
             .arg(self.login_key(account))
             .query_async(&mut conn)
             .await?;
-        if count.unwrap_or(0) >= u64::from(self.login_failure_limit) {
-            metrics::counter!("auth_rate_limited_total", "limit" => "login_failures").increment(1);
-            let retry_after_secs = (ttl_ms.max(0) as u64).div_ceil(1000).max(1);
-            return Err(ApiError::RateLimited { retry_after_secs });
-        }
-        Ok(())
+        let failures = count.unwrap_or(0);
+        Self::refuse_over(
+            failures + 1,
+            self.login_failure_limit,
+            ttl_ms,
+            "login_failures",
+        )?;
+        Ok(u64::try_from(failures).unwrap_or(0))
     }
 
     /// Counts a failed login of `account`.
     pub async fn record_login_failure(&self, account: &str) -> Result<(), ApiError> {
-        self.hit(&self.login_key(account), LOGIN_FAILURE_WINDOW)
+        self.run(&[&self.login_key(account)], LOGIN_FAILURE_WINDOW)
             .await
             .map(drop)
     }
@@ -106,4 +148,12 @@ impl RateLimiter {
             .await?;
         Ok(())
     }
+}
+
+/// The counter and milliseconds-to-reset at `at` in a `fixed_window.lua` reply (0 when absent).
+fn pair(reply: &[i64], at: usize) -> (i64, i64) {
+    (
+        reply.get(at).copied().unwrap_or(0),
+        reply.get(at + 1).copied().unwrap_or(0),
+    )
 }

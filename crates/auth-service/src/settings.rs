@@ -9,8 +9,12 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use service_kit::settings::{SettingsError, comma_list, socket_addr};
 
-/// Every setting, with its default.
-#[derive(Debug, Clone, Deserialize)]
+/// The longest lifetime any token, link or timeout may be given: ten years.
+const MAX_LIFETIME_SECS: u64 = 10 * 365 * 24 * 60 * 60;
+
+/// Every setting, with its default. `Debug` redacts the secrets (credentials in URLs, the
+/// signing key), so that settings printed while debugging cannot leak them into logs.
+#[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// `APP_ENV`: `development` or `production`; production refuses the development key.
@@ -105,8 +109,59 @@ impl Default for Settings {
     }
 }
 
+/// What `Debug` shows of a secret: whether it is set, never its value.
+fn redacted(value: Option<&str>) -> &'static str {
+    match value {
+        Some(v) if !v.is_empty() => "<redacted>",
+        _ => "<unset>",
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("app_env", &self.app_env)
+            .field("database_url", &redacted(Some(&self.database_url)))
+            .field("database_pool_size", &self.database_pool_size)
+            .field("redis_url", &redacted(Some(&self.redis_url)))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("auth_addr", &self.auth_addr)
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
+            .field("smtp_url", &redacted(self.smtp_url.as_deref()))
+            .field("smtp_timeout_secs", &self.smtp_timeout_secs)
+            .field("mail_from", &self.mail_from)
+            .field("frontend_url", &self.frontend_url)
+            .field("cors_origins", &self.cors_origins)
+            .field("cookie_secure", &self.cookie_secure)
+            .field(
+                "require_email_verification",
+                &self.require_email_verification,
+            )
+            .field(
+                "auth_rate_limit_per_minute",
+                &self.auth_rate_limit_per_minute,
+            )
+            .field("login_failure_limit", &self.login_failure_limit)
+            .field("log_format", &self.log_format)
+            .field(
+                "jwt_private_key",
+                &redacted(self.jwt_private_key.as_deref()),
+            )
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("verification_ttl_secs", &self.verification_ttl_secs)
+            .field("otp_ttl_secs", &self.otp_ttl_secs)
+            .field("reset_ttl_secs", &self.reset_ttl_secs)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish()
+    }
+}
+
 /// Settings checked and turned into the values the service works with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Resolved {
     /// The listen address.
     pub addr: SocketAddr,
@@ -174,6 +229,14 @@ impl Settings {
         ] {
             if value == 0 {
                 return Err(SettingsError::invalid(name, "must be at least 1"));
+            }
+            // Expiry times are computed as now + lifetime; beyond this they cannot be
+            // represented, and every login would fail.
+            if value > MAX_LIFETIME_SECS {
+                return Err(SettingsError::invalid(
+                    name,
+                    format!("must be at most {MAX_LIFETIME_SECS} (ten years)"),
+                ));
             }
         }
         if self.auth_rate_limit_per_minute == 0 {

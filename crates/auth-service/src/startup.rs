@@ -59,6 +59,15 @@ impl Application {
                 "JWT_PRIVATE_KEY is not set: signing with the PUBLIC development key; anyone can forge tokens. Never do this in production."
             );
         }
+        // Every setting is refused before the database is touched, so the one line naming it is
+        // all that is printed.
+        let mailer = Mailer::new(
+            resolved.smtp_url.as_deref(),
+            &settings.mail_from,
+            settings.frontend_base(),
+            Duration::from_secs(settings.smtp_timeout_secs),
+        )
+        .map_err(|e| StartupError::Settings(SettingsError(e.to_string())))?;
         let listener = TcpListener::bind(resolved.addr).map_err(|source| StartupError::Bind {
             addr: resolved.addr.to_string(),
             source,
@@ -88,13 +97,6 @@ impl Application {
             KeySet::from_signing_key(&resolved.signing_key),
         )
         .with_revocations(revocations.clone());
-        let mailer = Mailer::new(
-            resolved.smtp_url.as_deref(),
-            &settings.mail_from,
-            settings.frontend_base(),
-            Duration::from_secs(settings.smtp_timeout_secs),
-        )
-        .map_err(|e| StartupError::Settings(SettingsError(e.to_string())))?;
         let limiter = RateLimiter::new(
             redis.clone(),
             &settings.redis_prefix,

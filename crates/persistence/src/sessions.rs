@@ -4,13 +4,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use domain::{SessionId, UserId};
 
 use crate::PersistenceError;
 use crate::schema::{refresh_tokens, sessions};
+use crate::users::{self, UserRecord};
 
-/// Creates a session for `user_id` with its first refresh token (by hash).
+/// Creates a session for `user_id` with its first refresh token (by hash), in one statement
+/// (login is a hot path).
 pub async fn create(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
@@ -18,26 +21,20 @@ pub async fn create(
     refresh_hash: Vec<u8>,
     expires_at: DateTime<Utc>,
 ) -> Result<(), PersistenceError> {
-    conn.transaction(async |conn| {
-        diesel::insert_into(sessions::table)
-            .values((
-                sessions::id.eq(session_id.0),
-                sessions::user_id.eq(user_id.0),
-                sessions::expires_at.eq(expires_at),
-            ))
-            .execute(conn)
-            .await?;
-        diesel::insert_into(refresh_tokens::table)
-            .values((
-                refresh_tokens::token_hash.eq(refresh_hash),
-                refresh_tokens::session_id.eq(session_id.0),
-                refresh_tokens::expires_at.eq(expires_at),
-            ))
-            .execute(conn)
-            .await?;
-        Ok::<_, PersistenceError>(())
-    })
-    .await
+    diesel::sql_query(
+        "WITH session AS ( \
+             INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3) RETURNING id \
+         ) \
+         INSERT INTO refresh_tokens (token_hash, session_id, expires_at) \
+         SELECT $4, id, $3 FROM session",
+    )
+    .bind::<sql_types::Uuid, _>(session_id.0)
+    .bind::<sql_types::Uuid, _>(user_id.0)
+    .bind::<sql_types::Timestamptz, _>(expires_at)
+    .bind::<sql_types::Bytea, _>(refresh_hash)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Revokes one session; returns false when it was unknown or revoked already.
@@ -146,7 +143,7 @@ pub enum Rotation {
         /// The session.
         session_id: SessionId,
         /// Its user.
-        user_id: UserId,
+        user: UserRecord,
     },
     /// The token was spent within the grace period (two tabs racing): nothing changed; the
     /// caller can unseal `successor_sealed` to find the session's current token.
@@ -177,14 +174,92 @@ pub struct Successor {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Rotates the refresh token with hash `presented_hash`, in one transaction with the token
-/// row locked (`SELECT … FOR UPDATE`), so two concurrent presentations are serialized.
+/// The row [`rotate_live`] reads back: the session and its user.
+#[derive(QueryableByName)]
+struct RotatedRow {
+    #[diesel(sql_type = sql_types::Uuid)]
+    session_id: uuid::Uuid,
+    #[diesel(sql_type = sql_types::Uuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = sql_types::Text)]
+    email: String,
+    #[diesel(sql_type = sql_types::Text)]
+    password_hash: String,
+    #[diesel(sql_type = sql_types::Text)]
+    role: String,
+    #[diesel(sql_type = sql_types::Bool)]
+    email_verified: bool,
+    #[diesel(sql_type = sql_types::Timestamptz)]
+    created_at: DateTime<Utc>,
+}
+
+/// The common case in one statement: spends a live token of a live session, stores its
+/// successor, extends the session and reads back its user. `None` when the token is not live
+/// (unknown, spent, expired, or its session revoked or expired). A concurrent presentation of
+/// the same token waits for the row lock and then finds it spent.
+async fn rotate_live(
+    conn: &mut AsyncPgConnection,
+    presented_hash: &[u8],
+    successor: &Successor,
+    now: DateTime<Utc>,
+) -> Result<Option<(SessionId, UserRecord)>, PersistenceError> {
+    let row = diesel::sql_query(
+        "WITH spent AS ( \
+             UPDATE refresh_tokens AS t SET spent_at = $5, successor_sealed = $2 \
+               FROM sessions AS s \
+              WHERE t.token_hash = $1 AND t.spent_at IS NULL AND t.expires_at > $5 \
+                AND s.id = t.session_id AND s.revoked_at IS NULL AND s.expires_at > $5 \
+             RETURNING t.session_id, s.user_id \
+         ), successor AS ( \
+             INSERT INTO refresh_tokens (token_hash, session_id, expires_at) \
+             SELECT $3, session_id, $4 FROM spent \
+         ), extended AS ( \
+             UPDATE sessions SET expires_at = $4 FROM spent WHERE sessions.id = spent.session_id \
+         ) \
+         SELECT spent.session_id, u.id, u.email, u.password_hash, u.role, u.email_verified, \
+                u.created_at \
+           FROM spent JOIN users AS u ON u.id = spent.user_id",
+    )
+    .bind::<sql_types::Bytea, _>(presented_hash)
+    .bind::<sql_types::Bytea, _>(&successor.sealed_for_predecessor)
+    .bind::<sql_types::Bytea, _>(&successor.token_hash)
+    .bind::<sql_types::Timestamptz, _>(successor.expires_at)
+    .bind::<sql_types::Timestamptz, _>(now)
+    .get_result::<RotatedRow>(conn)
+    .await
+    .optional()?;
+    Ok(row.map(|r| {
+        (
+            SessionId(r.session_id),
+            users::record((
+                r.id,
+                r.email,
+                r.password_hash,
+                r.role,
+                r.email_verified,
+                r.created_at,
+            )),
+        )
+    }))
+}
+
+/// Rotates the refresh token with hash `presented_hash`.
+///
+/// A live token is rotated in one statement ([`rotate_live`]). Anything else is examined in a
+/// transaction with the token row locked (`SELECT … FOR UPDATE`), so concurrent presentations
+/// are serialized: a token spent within `grace` answers [`Rotation::RecentlySpent`], one spent
+/// earlier revokes its session.
 pub async fn rotate(
     conn: &mut AsyncPgConnection,
     presented_hash: Vec<u8>,
     successor: Successor,
     grace: Duration,
 ) -> Result<Rotation, PersistenceError> {
+    if let Some((session_id, user)) =
+        rotate_live(conn, &presented_hash, &successor, Utc::now()).await?
+    {
+        return Ok(Rotation::Rotated { session_id, user });
+    }
     conn.transaction(async |conn| {
         let row = refresh_tokens::table
             .find(&presented_hash)
@@ -241,10 +316,13 @@ pub async fn rotate(
                     .set(sessions::expires_at.eq(successor.expires_at))
                     .execute(conn)
                     .await?;
-                Ok(Rotation::Rotated {
-                    session_id: SessionId(session_id),
-                    user_id: UserId(user_id),
-                })
+                match users::find(conn, UserId(user_id)).await? {
+                    Some(user) => Ok(Rotation::Rotated {
+                        session_id: SessionId(session_id),
+                        user,
+                    }),
+                    None => Ok(Rotation::Invalid),
+                }
             }
             (Some(spent_at), Some(sealed))
                 if now

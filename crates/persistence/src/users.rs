@@ -8,6 +8,13 @@ use domain::{Email, Role, UserId};
 use crate::PersistenceError;
 use crate::schema::users;
 
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// SQL `lower(text)`: addresses are looked up through the unique index on `lower(email)`;
+    /// a plain `email = $1` would scan the whole table.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 /// A stored account.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
@@ -25,7 +32,7 @@ pub struct UserRecord {
     pub created_at: DateTime<Utc>,
 }
 
-type Row = (uuid::Uuid, String, String, String, bool, DateTime<Utc>);
+pub(crate) type Row = (uuid::Uuid, String, String, String, bool, DateTime<Utc>);
 
 const COLUMNS: (
     users::id,
@@ -43,7 +50,9 @@ const COLUMNS: (
     users::created_at,
 );
 
-fn record((id, email, password_hash, role, email_verified, created_at): Row) -> UserRecord {
+pub(crate) fn record(
+    (id, email, password_hash, role, email_verified, created_at): Row,
+) -> UserRecord {
     UserRecord {
         id: UserId(id),
         email: Email::from_trusted(email),
@@ -83,7 +92,7 @@ pub async fn find_by_email(
     email: &Email,
 ) -> Result<Option<UserRecord>, PersistenceError> {
     let row = users::table
-        .filter(users::email.eq(email.as_str()))
+        .filter(lower(users::email).eq(email.as_str()))
         .select(COLUMNS)
         .first::<Row>(conn)
         .await
@@ -143,7 +152,7 @@ pub async fn set_role(
     email: &Email,
     role: Role,
 ) -> Result<Option<UserRecord>, PersistenceError> {
-    let row = diesel::update(users::table.filter(users::email.eq(email.as_str())))
+    let row = diesel::update(users::table.filter(lower(users::email).eq(email.as_str())))
         .set((
             users::role.eq(role.as_str()),
             users::updated_at.eq(diesel::dsl::now),

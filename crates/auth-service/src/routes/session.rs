@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use service_kit::Problem;
 use service_kit::json::{self, Json};
 
-use super::per_ip_limit;
 use crate::auth::{REFRESH_COOKIE, presented_access_token};
 use crate::cookies;
 use crate::error::ApiError;
@@ -76,8 +75,8 @@ pub async fn login(
     req: HttpRequest,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    per_ip_limit(&state, &req).await?;
-    let issued = sessions::login(&state, &body.0.email, &body.0.password).await?;
+    let ip = state.client_ip.of(&req);
+    let issued = sessions::login(&state, ip, &body.0.email, &body.0.password).await?;
     Ok(issued_response(&state, issued))
 }
 

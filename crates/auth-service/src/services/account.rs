@@ -1,6 +1,5 @@
 //! Accounts: sign-up, email verification (link or code), password reset and change.
 
-use chrono::Utc;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use domain::{Email, Password, SessionId, UserId, ValidationErrors};
 use persistence::email_tokens::{self, Purpose};
@@ -9,15 +8,11 @@ use persistence::{PersistenceError, otp_codes, sessions, users};
 
 use crate::error::ApiError;
 use crate::secrets;
-use crate::services::{hash_password, verify_password};
+use crate::services::{expires_after, hash_password, verify_password};
 use crate::state::AppState;
 
 /// Wrong guesses after which a verification code is void.
 pub const OTP_MAX_FAILURES: i32 = 5;
-
-fn expires_in(secs: u64) -> chrono::DateTime<Utc> {
-    Utc::now() + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
-}
 
 /// Creates an account unless the address is taken, and sends the verification email. Hashes
 /// first in both cases, so a taken address costs the same time as a new one.
@@ -55,14 +50,14 @@ async fn start_verification(
         &secrets::token_hash(&token),
         user.id,
         Purpose::VerifyEmail,
-        expires_in(state.settings.verification_ttl_secs),
+        expires_after(state.settings.verification_ttl_secs),
     )
     .await?;
     otp_codes::replace(
         conn,
         user.id,
         &secrets::otp_hash(user.id, &code),
-        expires_in(state.settings.otp_ttl_secs),
+        expires_after(state.settings.otp_ttl_secs),
     )
     .await?;
     state.mailer.send_verification(&user.email, &token, &code);
@@ -139,7 +134,7 @@ pub async fn forgot_password(state: &AppState, email: &str) -> Result<(), ApiErr
             &secrets::token_hash(&token),
             user.id,
             Purpose::ResetPassword,
-            expires_in(state.settings.reset_ttl_secs),
+            expires_after(state.settings.reset_ttl_secs),
         )
         .await?;
         state.mailer.send_password_reset(&user.email, &token);
@@ -147,8 +142,9 @@ pub async fn forgot_password(state: &AppState, email: &str) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Sets a new password with a reset link token, and revokes every session of the user. The
-/// link proves the holder reads the mailbox, so the address counts as verified too.
+/// Sets a new password with a reset link token, revokes every session of the user and lifts
+/// the failed-login lock. The link proves the holder reads the mailbox, so the address counts as
+/// verified too.
 pub async fn reset_password(
     state: &AppState,
     token: &str,
@@ -158,7 +154,7 @@ pub async fn reset_password(
     let hash = hash_password(&password, state.settings.bcrypt_cost).await?;
     let token_hash = secrets::token_hash(token);
     let mut conn = state.conn().await?;
-    let revoked = conn
+    let (user, revoked) = conn
         .transaction(async |conn| {
             let Some(user_id) =
                 email_tokens::consume(conn, &token_hash, Purpose::ResetPassword).await?
@@ -166,18 +162,24 @@ pub async fn reset_password(
                 return Ok(None);
             };
             users::set_password(conn, user_id, &hash).await?;
-            users::mark_verified(conn, user_id).await?;
+            let user = users::mark_verified(conn, user_id).await?;
             email_tokens::delete_unused(conn, user_id, Purpose::ResetPassword).await?;
             let revoked = sessions::revoke_all_for_user(conn, user_id, None).await?;
-            Ok::<_, PersistenceError>(Some(revoked))
+            Ok::<_, PersistenceError>(Some((user, revoked)))
         })
         .await?
         .ok_or(ApiError::InvalidLinkToken)?;
     state.revocations.revoke(&revoked).await?;
+    // Whoever locked the account by guessing must not keep its owner out after a reset.
+    state
+        .limiter
+        .clear_login_failures(user.email.as_str())
+        .await?;
     Ok(())
 }
 
-/// Changes the password of the signed-in user and revokes their other sessions.
+/// Changes the password of the signed-in user and revokes their other sessions. Wrong current
+/// passwords count against the account's failed-login limit (429 beyond it).
 pub async fn change_password(
     state: &AppState,
     user_id: UserId,
@@ -191,8 +193,16 @@ pub async fn change_password(
         .await?
         .ok_or(ApiError::Unauthorized)?;
     drop(conn);
+    // Wrong current passwords count as failed logins: a stolen access token must not allow
+    // guessing the password at bcrypt speed.
+    let account = user.email.as_str();
+    let earlier_failures = state.limiter.check_login_failures(account).await?;
     if !verify_password(current_password, &user.password_hash).await? {
+        state.limiter.record_login_failure(account).await?;
         return Err(ApiError::WrongCurrentPassword);
+    }
+    if earlier_failures > 0 {
+        state.limiter.clear_login_failures(account).await?;
     }
     let hash = hash_password(&new_password, state.settings.bcrypt_cost).await?;
     let mut conn = state.conn().await?;

@@ -140,6 +140,53 @@ fn plain_body(body: String) -> Body {
 mod tests {
     use super::*;
 
+    /// How the transport built for `url` secures the connection, as lettre prints it.
+    fn tls_of(url: &str) -> String {
+        let mailer = Mailer::new(
+            Some(url),
+            "Task Vault <no-reply@localhost>",
+            "http://localhost:5173",
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let debug = format!("{:?}", mailer.transport.unwrap());
+        let start = debug
+            .find("tls: ")
+            .expect("the transport prints its TLS mode");
+        debug[start + 5..]
+            .split(['(', ',', ' '])
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn smtp_urls_that_ask_for_tls_get_it() {
+        assert_eq!(tls_of("smtps://mail.example.com"), "Wrapper");
+        assert_eq!(
+            tls_of("smtp://mail.example.com:587?tls=required"),
+            "Required"
+        );
+        assert_eq!(
+            tls_of("smtps://user:secret@mail.example.com:465"),
+            "Wrapper"
+        );
+        assert_eq!(tls_of("smtp://127.0.0.1:2525"), "None");
+    }
+
+    #[tokio::test]
+    async fn smtp_errors_do_not_echo_credentials() {
+        let error = Mailer::new(
+            Some("ftp://user:secret@mail.example.com"),
+            "Task Vault <no-reply@localhost>",
+            "http://localhost:5173",
+            Duration::from_secs(1),
+        )
+        .err()
+        .expect("an unknown scheme is refused");
+        assert!(!error.to_string().contains("secret"), "{error}");
+    }
+
     #[test]
     fn long_ascii_lines_stay_seven_bit() {
         let link = format!(

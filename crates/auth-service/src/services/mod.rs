@@ -39,6 +39,12 @@ impl From<&UserRecord> for UserView {
     }
 }
 
+/// The moment `secs` from now: when a token or link issued now expires. Lifetimes are bounded
+/// by the settings, so the sum cannot overflow.
+pub fn expires_after(secs: u64) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+}
+
 /// Hashes a password with bcrypt on a blocking thread.
 pub async fn hash_password(password: &Password, cost: u32) -> Result<String, ApiError> {
     let password = password.expose().to_owned();

@@ -1,5 +1,6 @@
 //! Sessions: login, refresh-token rotation (with reuse detection) and logout.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use access_token::Claims;
@@ -10,7 +11,7 @@ use persistence::users::{self, UserRecord};
 
 use crate::error::ApiError;
 use crate::secrets;
-use crate::services::verify_password;
+use crate::services::{expires_after, verify_password};
 use crate::state::AppState;
 
 /// How many rotations past a spent token the two-tabs race may follow.
@@ -24,13 +25,6 @@ pub struct Issued {
     pub access_token: String,
     /// The session's current refresh token.
     pub refresh_token: String,
-}
-
-fn refresh_expiry(state: &AppState) -> chrono::DateTime<Utc> {
-    Utc::now()
-        + chrono::Duration::seconds(
-            i64::try_from(state.settings.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000),
-        )
 }
 
 fn sign_access(
@@ -48,18 +42,24 @@ fn sign_access(
     state.signing_key.sign(&claims).map_err(ApiError::internal)
 }
 
-/// Checks the credentials and opens a session. Unknown addresses are checked against a dummy
-/// hash, so they answer like wrong passwords, in about the same time.
-pub async fn login(state: &AppState, email: &str, password: &str) -> Result<Issued, ApiError> {
+/// Checks the credentials of a request from `ip` and opens a session. Unknown addresses are
+/// checked against a dummy hash, so they answer like wrong passwords, in about the same time.
+pub async fn login(
+    state: &AppState,
+    ip: IpAddr,
+    email: &str,
+    password: &str,
+) -> Result<Issued, ApiError> {
     let mut errors = ValidationErrors::new();
     let email = errors.check(Email::parse(email, "email"));
     if password.is_empty() {
         errors.add("password", "is required");
     }
     let Some(email) = email.filter(|_| errors.is_empty()) else {
+        state.limiter.check_ip(ip).await?;
         return Err(errors.into());
     };
-    state.limiter.check_login_failures(email.as_str()).await?;
+    let earlier_failures = state.limiter.check_login(ip, email.as_str()).await?;
     let mut conn = state.conn().await?;
     let user = users::find_by_email(&mut conn, &email).await?;
     drop(conn);
@@ -76,7 +76,9 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> Result<Issu
         metrics::counter!("auth_logins_total", "outcome" => "email_not_verified").increment(1);
         return Err(ApiError::EmailNotVerified);
     }
-    state.limiter.clear_login_failures(email.as_str()).await?;
+    if earlier_failures > 0 {
+        state.limiter.clear_login_failures(email.as_str()).await?;
+    }
     let session = SessionId::new();
     let refresh_token = secrets::new_token();
     let mut conn = state.conn().await?;
@@ -85,7 +87,7 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> Result<Issu
         session,
         user.id,
         secrets::token_hash(&refresh_token),
-        refresh_expiry(state),
+        expires_after(state.settings.refresh_token_ttl_secs),
     )
     .await?;
     let access_token = sign_access(state, &user, session)?;
@@ -114,12 +116,12 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued, ApiErr
         Successor {
             token_hash: secrets::token_hash(&successor),
             sealed_for_predecessor: sealed,
-            expires_at: refresh_expiry(state),
+            expires_at: expires_after(state.settings.refresh_token_ttl_secs),
         },
         grace,
     )
     .await?;
-    let (session, user_id, refresh_token) = match rotation {
+    let (session, user, refresh_token) = match rotation {
         Rotation::Invalid => {
             metrics::counter!("auth_refresh_total", "outcome" => "invalid").increment(1);
             return Err(ApiError::InvalidRefreshToken);
@@ -132,12 +134,9 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued, ApiErr
             }
             return Err(ApiError::InvalidRefreshToken);
         }
-        Rotation::Rotated {
-            session_id,
-            user_id,
-        } => {
+        Rotation::Rotated { session_id, user } => {
             metrics::counter!("auth_refresh_total", "outcome" => "rotated").increment(1);
-            (session_id, user_id, successor)
+            (session_id, user, successor)
         }
         Rotation::RecentlySpent {
             session_id,
@@ -146,13 +145,13 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued, ApiErr
         } => {
             let current =
                 current_token(&mut conn, session_id, presented, &successor_sealed).await?;
+            let user = users::find(&mut conn, user_id)
+                .await?
+                .ok_or(ApiError::InvalidRefreshToken)?;
             metrics::counter!("auth_refresh_total", "outcome" => "race").increment(1);
-            (session_id, user_id, current)
+            (session_id, user, current)
         }
     };
-    let user = users::find(&mut conn, user_id)
-        .await?
-        .ok_or(ApiError::InvalidRefreshToken)?;
     let access_token = sign_access(state, &user, session)?;
     Ok(Issued {
         user,

@@ -154,3 +154,37 @@ async fn three_replicas_start_together_on_a_fresh_database() {
         replica.terminate(Duration::from_secs(10)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_job_needs_only_the_database_in_production() {
+    let db = TestDb::create().await;
+    let redis = TestRedis::new();
+    let mut env = base_env(&db, &redis);
+    // Settings that only serving uses are neither given nor checked.
+    env.push(("APP_ENV".to_owned(), "production".to_owned()));
+    env.push(("FRONTEND_URL".to_owned(), "not a url".to_owned()));
+    let output = run(&["migrate"], &env).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unusable_smtp_url_is_named_before_the_database_is_touched() {
+    let env: Vec<(String, String)> = [
+        // Nothing listens here: reaching the database would fail with another message.
+        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+        ("SMTP_URL", "smtp://mail.example.com?tls=sometimes"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let output = run(&[], &env).await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("SMTP_URL"), "{stderr}");
+}

@@ -201,3 +201,40 @@ async fn a_configured_private_key_signs_the_tokens() {
     assert!(dev_verifier.verify(&session.access).await.is_err());
     assert_eq!(app.me_bearer(&session.access).await.status(), 200);
 }
+
+/// Rows written by other tools may keep the case the user typed; the unique index is on
+/// `lower(email)`, and lookups must go through it (a plain `email = $1` both misses such rows
+/// and scans the whole table: checked with EXPLAIN).
+#[tokio::test(flavor = "multi_thread")]
+async fn addresses_are_looked_up_through_the_lower_case_index() {
+    use diesel_async::RunQueryDsl as _;
+
+    let app = spawn_app().await;
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    let mut conn = persistence::pool::connect(app.db.url()).await.unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO users (id, email, password_hash, email_verified) \
+         VALUES (gen_random_uuid(), 'Legacy.User@Example.com', '{hash}', true)"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    assert_eq!(
+        app.login("legacy.user@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post_json(
+            "/api/auth/forgot-password",
+            &serde_json::json!({"email": "legacy.user@example.com"})
+        )
+        .await
+        .status(),
+        202
+    );
+    let reset = app.smtp.wait_for("legacy.user@example.com", 1).await;
+    assert!(reset[0].body().contains("/reset-password?token="));
+}

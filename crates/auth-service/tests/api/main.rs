@@ -9,5 +9,6 @@ mod limits;
 mod login;
 mod passwords;
 mod refresh;
+mod settings;
 mod signup;
 mod verification;

@@ -304,3 +304,85 @@ async fn reset_links_expire() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_current_passwords_count_against_the_failed_login_limit() {
+    let app = spawn_app_with(|s| s.login_failure_limit = 3).await;
+    let session = app.signed_in("guess@example.com").await;
+    let guess = |current: &'static str| {
+        change_password(
+            &app,
+            Some(&session.access),
+            json!({"current_password": current, "new_password": NEW_PASSWORD}),
+        )
+    };
+    for _ in 0..3 {
+        assert_problem(guess("wrong guess").await, 403, "invalid_credentials").await;
+    }
+    let limited = guess(PASSWORD).await;
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_problem(limited, 429, "rate_limited").await;
+    // The same budget as logins: the account's password cannot be guessed there either.
+    assert_problem(
+        app.login("guess@example.com", PASSWORD).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_right_current_password_clears_earlier_wrong_ones() {
+    let app = spawn_app_with(|s| s.login_failure_limit = 3).await;
+    let session = app.signed_in("typo2@example.com").await;
+    for _ in 0..2 {
+        let wrong = change_password(
+            &app,
+            Some(&session.access),
+            json!({"current_password": "wrong guess", "new_password": NEW_PASSWORD}),
+        )
+        .await;
+        assert_eq!(wrong.status(), 403);
+    }
+    let right = change_password(
+        &app,
+        Some(&session.access),
+        json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+    )
+    .await;
+    assert_eq!(right.status(), 200);
+    for _ in 0..2 {
+        assert_eq!(
+            app.login("typo2@example.com", "wrong guess").await.status(),
+            401
+        );
+    }
+    assert_eq!(
+        app.login("typo2@example.com", NEW_PASSWORD).await.status(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_lifts_the_failed_login_lock() {
+    let app = spawn_app_with(|s| s.login_failure_limit = 3).await;
+    app.verified_user("locked@example.com").await;
+    for _ in 0..3 {
+        app.login("locked@example.com", "someone guessing").await;
+    }
+    assert_eq!(
+        app.login("locked@example.com", PASSWORD).await.status(),
+        429
+    );
+    app.post_json(
+        "/api/auth/forgot-password",
+        &json!({"email": "locked@example.com"}),
+    )
+    .await;
+    let token = reset_link(&app, "locked@example.com", 2).await;
+    assert_eq!(reset(&app, &token, NEW_PASSWORD).await.status(), 200);
+    assert_eq!(
+        app.login("locked@example.com", NEW_PASSWORD).await.status(),
+        200
+    );
+}
