@@ -1,0 +1,524 @@
+//! Task Vault's dispatch index: Redis sorted sets that say which job runs next.
+//!
+//! PostgreSQL is the record of every job; this crate only indexes them for dispatch, and
+//! everything in it can be rebuilt from PostgreSQL ([`Queue::reconcile`]). Keys live under
+//! `{prefix}q:` (the process's `REDIS_PREFIX`, `tv:` by default):
+//!
+//! | key | type | member | score |
+//! |---|---|---|---|
+//! | `{prefix}q:ready` | ZSET | job id | [`ready_score`]: priority first, then submission time |
+//! | `{prefix}q:scheduled` | ZSET | `"<id>\|<ready score>"` | `run_at` (ms since the epoch) |
+//! | `{prefix}q:lease` | ZSET | job id | lease deadline (ms since the epoch) |
+//!
+//! Claims are one Lua script (`scripts/claim.lua`): `ZPOPMIN` a batch from `ready` and lease
+//! it, atomically, so two workers never take the same job. Equal scores (same priority, same
+//! millisecond) fall back to member order, and UUID v7 strings sort by creation time, so FIFO
+//! holds within a priority.
+//!
+//! Events: every status or progress change is published as
+//! `{"event": "jobUpdated", "data": {"job": {...}}}` on the channel
+//! `{prefix}events:user:{user_id}` ([`events_channel`]). A consumer that wants every user's
+//! events (the admin room) subscribes to the pattern `{prefix}events:user:*`; publishing once
+//! per change instead of also on a global channel halves the publish cost on the hot path.
+
+use chrono::{DateTime, Utc};
+use deadpool_redis::Pool;
+use redis::Script;
+use uuid::Uuid;
+
+/// What can go wrong talking to Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// No connection could be had from the pool.
+    #[error("no Redis connection: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    /// A command or script failed.
+    #[error("Redis command failed: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Priorities span −1000..=1000; `(MAX_PRIORITY - priority)` puts the highest first.
+const MAX_PRIORITY: i64 = 1000;
+/// Milliseconds since the epoch fit in 41 bits until 2039.
+const TIME_BITS: u32 = 41;
+
+/// The ready-set score of a job: `(1000 - priority) * 2^41 + created_at_ms`. Lower pops
+/// first, so higher priorities run first and, within one, older jobs do. The largest score
+/// (2000 · 2^41 + 2^41) stays below 2^53, so Redis's doubles hold it exactly.
+pub fn ready_score(priority: i16, created_at: DateTime<Utc>) -> i64 {
+    let time = created_at
+        .timestamp_millis()
+        .clamp(0, (1_i64 << TIME_BITS) - 1);
+    (MAX_PRIORITY - i64::from(priority)) * (1_i64 << TIME_BITS) + time
+}
+
+/// The scheduled-set member of a job: `"<id>|<ready score>"`.
+pub fn scheduled_member(id: Uuid, priority: i16, created_at: DateTime<Utc>) -> String {
+    format!("{id}|{}", ready_score(priority, created_at))
+}
+
+/// The channel on which a user's job events are published.
+pub fn events_channel(prefix: &str, user_id: Uuid) -> String {
+    format!("{prefix}events:user:{user_id}")
+}
+
+/// The `jobUpdated` event for a job object.
+pub fn job_updated_event(job: &serde_json::Value) -> String {
+    serde_json::json!({"event": "jobUpdated", "data": {"job": job}}).to_string()
+}
+
+/// What the dispatch index needs to know about a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// The job.
+    pub id: Uuid,
+    /// Its priority.
+    pub priority: i16,
+    /// Its submission time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Entry {
+    fn ready_score(&self) -> i64 {
+        ready_score(self.priority, self.created_at)
+    }
+
+    fn scheduled_member(&self) -> String {
+        scheduled_member(self.id, self.priority, self.created_at)
+    }
+}
+
+/// A job for [`Queue::reconcile`], as PostgreSQL has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// `pending`: belongs in the ready set (unless leased).
+    Pending(Entry),
+    /// `scheduled`: belongs in the scheduled set at `run_at`.
+    Scheduled(Entry, DateTime<Utc>),
+    /// `running`: belongs in the lease set.
+    Running(Uuid),
+}
+
+/// Sizes of the three sets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depth {
+    /// Ready to run.
+    pub ready: u64,
+    /// Waiting for their time.
+    pub scheduled: u64,
+    /// Claimed and leased.
+    pub running: u64,
+}
+
+/// The Redis key names under one prefix.
+#[derive(Debug, Clone)]
+struct Keys {
+    ready: String,
+    scheduled: String,
+    lease: String,
+}
+
+/// The dispatch index. Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    pool: Pool,
+    prefix: String,
+    keys: std::sync::Arc<Keys>,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+struct Scripts {
+    claim: Script,
+    promote: Script,
+    reap: Script,
+    reconcile: Script,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+impl Queue {
+    /// The index under `prefix` (e.g. `"tv:"`; queue keys are `{prefix}q:*`).
+    pub fn new(pool: Pool, prefix: &str) -> Self {
+        Self {
+            pool,
+            prefix: prefix.to_owned(),
+            keys: std::sync::Arc::new(Keys {
+                ready: format!("{prefix}q:ready"),
+                scheduled: format!("{prefix}q:scheduled"),
+                lease: format!("{prefix}q:lease"),
+            }),
+            scripts: std::sync::Arc::new(Scripts {
+                claim: Script::new(include_str!("scripts/claim.lua")),
+                promote: Script::new(include_str!("scripts/promote.lua")),
+                reap: Script::new(include_str!("scripts/reap.lua")),
+                reconcile: Script::new(include_str!("scripts/reconcile.lua")),
+            }),
+        }
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A batch of writes sent in one round trip by [`Queue::send`].
+    pub fn batch(&self) -> Batch {
+        Batch {
+            pipe: redis::pipe(),
+            keys: self.keys.clone(),
+            prefix: self.prefix.clone(),
+            len: 0,
+        }
+    }
+
+    /// Sends `batch` (one round trip); an empty batch costs nothing.
+    pub async fn send(&self, batch: Batch) -> Result<(), QueueError> {
+        if batch.len == 0 {
+            return Ok(());
+        }
+        let mut conn = self.pool.get().await?;
+        batch.pipe.query_async::<()>(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Pops up to `max` ready jobs, best first, and leases them until `lease_ms` from now.
+    pub async fn claim(&self, max: usize, lease_ms: i64) -> Result<Vec<Uuid>, QueueError> {
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = self
+            .scripts
+            .claim
+            .key(&self.keys.ready)
+            .key(&self.keys.lease)
+            .arg(max)
+            .arg(now_ms() + lease_ms)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(parse_ids(&ids))
+    }
+
+    /// Moves up to `max` scheduled jobs that are due to the ready set; returns their ids.
+    pub async fn promote_due(&self, max: usize) -> Result<Vec<Uuid>, QueueError> {
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = self
+            .scripts
+            .promote
+            .key(&self.keys.ready)
+            .key(&self.keys.scheduled)
+            .arg(now_ms())
+            .arg(max)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(parse_ids(&ids))
+    }
+
+    /// Extends the leases of `ids` to `lease_ms` from now (re-creating any that Redis lost).
+    pub async fn renew(&self, ids: &[Uuid], lease_ms: i64) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let deadline = now_ms() + lease_ms;
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(&self.keys.lease);
+        for id in ids {
+            cmd.arg(deadline).arg(id.to_string());
+        }
+        let mut conn = self.pool.get().await?;
+        cmd.query_async::<()>(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Removes and returns up to `max` leases that have expired.
+    pub async fn take_expired(&self, max: usize) -> Result<Vec<Uuid>, QueueError> {
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = self
+            .scripts
+            .reap
+            .key(&self.keys.lease)
+            .arg(now_ms())
+            .arg(max)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(parse_ids(&ids))
+    }
+
+    /// The jobs among `jobs` that Redis has in none of its sets (read only).
+    pub async fn missing(&self, jobs: &[Recorded]) -> Result<Vec<Uuid>, QueueError> {
+        self.reconcile_script(jobs, "check", 0).await
+    }
+
+    /// Re-adds the jobs among `jobs` that Redis has in none of its sets; running jobs get a
+    /// lease of `lease_ms` from now. Returns the ids added.
+    ///
+    /// `jobs` should be fresh from PostgreSQL: a row read before its job was claimed and
+    /// finished would be queued again (harmlessly: the claim's conditional update skips it).
+    /// [`Queue::missing`] on a long scan, then this on a re-read of the few missing rows,
+    /// keeps that window to a moment.
+    pub async fn reconcile(
+        &self,
+        jobs: &[Recorded],
+        lease_ms: i64,
+    ) -> Result<Vec<Uuid>, QueueError> {
+        self.reconcile_script(jobs, "add", lease_ms).await
+    }
+
+    async fn reconcile_script(
+        &self,
+        jobs: &[Recorded],
+        mode: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<Uuid>, QueueError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.scripts.reconcile.prepare_invoke();
+        invocation
+            .key(&self.keys.ready)
+            .key(&self.keys.scheduled)
+            .key(&self.keys.lease);
+        invocation.arg(now_ms() + lease_ms).arg(mode);
+        for job in jobs {
+            match job {
+                Recorded::Pending(entry) => {
+                    invocation
+                        .arg("r")
+                        .arg(entry.id.to_string())
+                        .arg(entry.ready_score());
+                }
+                Recorded::Scheduled(entry, run_at) => {
+                    invocation
+                        .arg("s")
+                        .arg(entry.scheduled_member())
+                        .arg(run_at.timestamp_millis());
+                }
+                Recorded::Running(id) => {
+                    invocation.arg("l").arg(id.to_string()).arg("");
+                }
+            }
+        }
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = invocation.invoke_async(&mut *conn).await?;
+        Ok(parse_ids(&ids))
+    }
+
+    /// Takes the lock `name` for `ttl_ms` if nobody holds it (`SET NX PX`); the lock simply
+    /// expires, so a holder that dies cannot wedge the others.
+    pub async fn try_lock(&self, name: &str, ttl_ms: u64) -> Result<bool, QueueError> {
+        let mut conn = self.pool.get().await?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}q:lock:{name}", self.prefix))
+            .arg(Uuid::new_v4().to_string())
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .query_async(&mut *conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// The sizes of the ready, scheduled and lease sets.
+    pub async fn depth(&self) -> Result<Depth, QueueError> {
+        let mut conn = self.pool.get().await?;
+        let (ready, scheduled, running): (u64, u64, u64) = redis::pipe()
+            .zcard(&self.keys.ready)
+            .zcard(&self.keys.scheduled)
+            .zcard(&self.keys.lease)
+            .query_async(&mut *conn)
+            .await?;
+        Ok(Depth {
+            ready,
+            scheduled,
+            running,
+        })
+    }
+
+    /// Whether `id` is in the ready set (test and tooling aid).
+    pub async fn is_ready(&self, id: Uuid) -> Result<bool, QueueError> {
+        let mut conn = self.pool.get().await?;
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(&self.keys.ready)
+            .arg(id.to_string())
+            .query_async(&mut *conn)
+            .await?;
+        Ok(score.is_some())
+    }
+}
+
+fn parse_ids(ids: &[String]) -> Vec<Uuid> {
+    ids.iter()
+        .filter_map(|id| Uuid::parse_str(id).ok())
+        .collect()
+}
+
+/// Writes to the index, sent together by [`Queue::send`].
+pub struct Batch {
+    pipe: redis::Pipeline,
+    keys: std::sync::Arc<Keys>,
+    prefix: String,
+    len: usize,
+}
+
+impl Batch {
+    /// Adds a pending job to the ready set.
+    pub fn enqueue(&mut self, entry: Entry) -> &mut Self {
+        self.len += 1;
+        self.pipe
+            .zadd(&self.keys.ready, entry.id.to_string(), entry.ready_score())
+            .ignore();
+        self
+    }
+
+    /// Adds a job to the scheduled set, due at `run_at`.
+    pub fn schedule(&mut self, entry: Entry, run_at: DateTime<Utc>) -> &mut Self {
+        self.len += 1;
+        self.pipe
+            .zadd(
+                &self.keys.scheduled,
+                entry.scheduled_member(),
+                run_at.timestamp_millis(),
+            )
+            .ignore();
+        self
+    }
+
+    /// Removes a job from the ready and scheduled sets (cancellation).
+    pub fn dequeue(&mut self, entry: Entry) -> &mut Self {
+        self.len += 1;
+        self.pipe
+            .zrem(&self.keys.ready, entry.id.to_string())
+            .ignore();
+        self.pipe
+            .zrem(&self.keys.scheduled, entry.scheduled_member())
+            .ignore();
+        self
+    }
+
+    /// Drops the lease of a job whose attempt ended.
+    pub fn release_lease(&mut self, id: Uuid) -> &mut Self {
+        self.len += 1;
+        self.pipe.zrem(&self.keys.lease, id.to_string()).ignore();
+        self
+    }
+
+    /// Publishes a `jobUpdated` event for `job` (the API job object) to its owner's channel.
+    pub fn publish(&mut self, user_id: Uuid, job: &serde_json::Value) -> &mut Self {
+        self.len += 1;
+        self.pipe
+            .publish(
+                events_channel(&self.prefix, user_id),
+                job_updated_event(job),
+            )
+            .ignore();
+        self
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends the writes of `other`.
+    pub fn append(&mut self, other: &Batch) {
+        for cmd in other.pipe.cmd_iter() {
+            self.pipe.add_command(cmd.clone()).ignore();
+        }
+        self.len += other.len;
+    }
+}
+
+/// A failure of a coalesced send, shared by every batch that went in the same round trip.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct CoalescedError(String);
+
+type Pending = (
+    Batch,
+    tokio::sync::oneshot::Sender<Result<(), CoalescedError>>,
+);
+
+/// Merges the batches sent by concurrent callers into one pipeline per round trip: under
+/// load, many requests share one Redis write instead of one each. Each caller still waits
+/// for its own writes to be done. The task runs on the runtime that calls [`Coalescer::start`]
+/// (one per HTTP worker thread keeps everything on that thread).
+#[derive(Clone)]
+pub struct Coalescer {
+    inner: CoalescerInner,
+}
+
+#[derive(Clone)]
+enum CoalescerInner {
+    Merging(tokio::sync::mpsc::UnboundedSender<Pending>),
+    Direct(Queue),
+}
+
+/// Most writes merged into one round trip.
+const COALESCE_MAX: usize = 2048;
+
+impl Coalescer {
+    /// Starts the merging task for `queue`; it ends when every clone of the coalescer is gone.
+    pub fn start(queue: Queue) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Pending>();
+        tokio::spawn(async move {
+            while let Some((mut merged, first)) = rx.recv().await {
+                let mut waiters = vec![first];
+                while merged.len < COALESCE_MAX {
+                    match rx.try_recv() {
+                        Ok((batch, waiter)) => {
+                            merged.append(&batch);
+                            waiters.push(waiter);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let result = queue
+                    .send(merged)
+                    .await
+                    .map_err(|e| CoalescedError(e.to_string()));
+                for waiter in waiters {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        });
+        Self {
+            inner: CoalescerInner::Merging(tx),
+        }
+    }
+
+    /// A coalescer that does not merge: each batch is its own round trip.
+    pub fn direct(queue: Queue) -> Self {
+        Self {
+            inner: CoalescerInner::Direct(queue),
+        }
+    }
+
+    /// Sends `batch` with whatever else is waiting, and waits until it is written.
+    pub async fn send(&self, batch: Batch) -> Result<(), CoalescedError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let tx = match &self.inner {
+            CoalescerInner::Merging(tx) => tx,
+            CoalescerInner::Direct(queue) => {
+                return queue
+                    .send(batch)
+                    .await
+                    .map_err(|e| CoalescedError(e.to_string()));
+            }
+        };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        tx.send((batch, done))
+            .map_err(|_| CoalescedError("the coalescer stopped".to_owned()))?;
+        wait.await
+            .map_err(|_| CoalescedError("the coalescer stopped".to_owned()))?
+    }
+}

@@ -1,0 +1,45 @@
+-- Finds, and in 'add' mode re-adds, jobs that PostgreSQL says are queued or running but that
+-- Redis has in none of its sets. Returns the ids concerned.
+-- KEYS[1] ready, KEYS[2] scheduled, KEYS[3] lease.
+-- ARGV[1]: lease deadline (ms) for rescued running jobs; ARGV[2]: 'check' or 'add'; then
+-- triples (kind, a, b):
+--   'r', id, ready score     a pending job
+--   's', member, run_at ms   a scheduled job (member "<id>|<ready score>")
+--   'l', id, ''              a running job: leased anew, so the reaper takes it back unless its
+--                            worker is alive and renews the lease
+-- A queued job counts as present when it is ready, scheduled or leased (claimed but not yet
+-- recorded as running), so a job in flight is never queued twice.
+local function id_of(kind, a)
+  if kind == 's' then
+    local sep = string.find(a, '|', 1, true)
+    if sep then return string.sub(a, 1, sep - 1) end
+  end
+  return a
+end
+
+local function present(kind, a, id)
+  if redis.call('ZSCORE', KEYS[3], id) then return true end
+  if kind == 'l' then return false end
+  if redis.call('ZSCORE', KEYS[1], id) then return true end
+  return kind == 's' and redis.call('ZSCORE', KEYS[2], a) ~= false
+end
+
+local add = ARGV[2] == 'add'
+local out = {}
+for i = 3, #ARGV, 3 do
+  local kind, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local id = id_of(kind, a)
+  if not present(kind, a, id) then
+    if add then
+      if kind == 'r' then
+        redis.call('ZADD', KEYS[1], b, a)
+      elseif kind == 's' then
+        redis.call('ZADD', KEYS[2], b, a)
+      else
+        redis.call('ZADD', KEYS[3], ARGV[1], a)
+      end
+    end
+    out[#out + 1] = id
+  end
+end
+return out

@@ -1,0 +1,76 @@
+//! The OpenAPI document (`/api-docs/openapi.json`, browsable at `/docs`).
+
+use utoipa::OpenApi;
+
+/// The job object as the API returns it.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "documentation only: the API renders persistence::jobs::Job::to_json"
+)]
+pub struct Job {
+    id: uuid::Uuid,
+    user_id: uuid::Uuid,
+    #[schema(rename = "type")]
+    job_type: domain::job::JobType,
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+    priority: i16,
+    status: domain::job::JobStatus,
+    attempts: i32,
+    max_attempts: i32,
+    progress: i16,
+    #[schema(value_type = Option<Object>)]
+    result: Option<serde_json::Value>,
+    last_error: Option<String>,
+    run_at: Option<chrono::DateTime<chrono::Utc>>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `{"job": {...}}`.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct JobEnvelope {
+    job: Job,
+}
+
+/// A page of jobs.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct JobPage {
+    items: Vec<Job>,
+    next_cursor: Option<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Task Vault job service",
+        description = "Section 4 of the Task Vault contract."
+    ),
+    paths(
+        crate::routes::submit::submit,
+        crate::routes::list::list_own,
+        crate::routes::list::list_all,
+        crate::routes::get::get,
+        crate::routes::cancel::cancel,
+        crate::routes::retry::retry,
+        crate::routes::stats::stats,
+    ),
+    components(schemas(
+        Job,
+        JobEnvelope,
+        JobPage,
+        service_kit::Problem,
+        crate::routes::submit::SubmitJob
+    ))
+)]
+struct ApiDoc;
+
+/// The document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

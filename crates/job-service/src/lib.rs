@@ -1,0 +1,158 @@
+//! Task Vault's job service: section 4 of the contract.
+//!
+//! PostgreSQL is the record of every job ([`persistence::jobs`]); Redis is the dispatch index
+//! ([`job_queue`]). A job is put in the index only after its row commits; if the process dies
+//! in between, the workers' reconciler finds the row and enqueues it. Every change made here
+//! (submit, cancel, retry) is published as a `jobUpdated` event on the owner's channel.
+//!
+//! [`Application::build`] migrates the database, binds the listener (port 0 picks a free port)
+//! and returns the server, so tests run the real service in-process.
+
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod routes;
+pub mod settings;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use access_token::{KeySet, RevocationList, TokenSettings, Verifier};
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use job_queue::Queue;
+use persistence::{PersistenceError, PgPool};
+use service_kit::health::Readiness;
+use service_kit::http::AllowedOrigins;
+use service_kit::settings::SettingsError;
+
+pub use settings::Settings;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// PostgreSQL.
+    pub pg: PgPool,
+    /// The dispatch index.
+    pub queue: Queue,
+    /// Access-token verification (with revocations).
+    pub auth: auth::Authenticator,
+}
+
+impl AppState {
+    /// A pooled PostgreSQL connection.
+    pub async fn conn(&self) -> Result<persistence::PooledConnection, PersistenceError> {
+        Ok(self.pg.get().await?)
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The database could not be migrated.
+    #[error("database: {0}")]
+    Database(#[from] PersistenceError),
+    /// The listener could not be bound.
+    #[error("cannot listen on JOBS_ADDR: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A built, not yet running, job service.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Checks settings, migrates the database, connects the pools and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        settings.check()?;
+        let mut pool_settings = persistence::PoolSettings::new(settings.database_url.clone());
+        pool_settings.max_size = settings.db_pool_size;
+        let pg = persistence::pool::build_pool(&pool_settings)?;
+        let redis = service_kit::redis_pool::build(&settings.redis_url, settings.redis_pool_size)?;
+
+        let tokens = TokenSettings {
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+        };
+        let verifier = match &settings.auth_jwt_public_key {
+            Some(pem) if !pem.trim().is_empty() => Verifier::with_keys(
+                tokens,
+                KeySet::from_public_pem(pem)
+                    .map_err(|e| SettingsError::invalid("AUTH_JWT_PUBLIC_KEY", e))?,
+            ),
+            _ => Verifier::with_jwks_url(
+                tokens,
+                format!(
+                    "{}/.well-known/jwks.json",
+                    settings.auth_url.trim_end_matches('/')
+                ),
+            ),
+        };
+        let revocations = RevocationList::new(
+            redis.clone(),
+            settings.redis_prefix.clone(),
+            Duration::from_secs(settings.access_token_ttl_secs),
+        );
+        // Only once every setting is known to be good: a typo must not migrate a database.
+        persistence::migrate::run_pending(&settings.database_url).await?;
+
+        let state = web::Data::new(AppState {
+            pg: pg.clone(),
+            queue: Queue::new(redis.clone(), &settings.redis_prefix),
+            auth: auth::Authenticator::new(verifier, revocations),
+        });
+        let readiness = web::Data::new(Readiness { pg, redis });
+        let origins = AllowedOrigins::new(settings.origins());
+        let openapi = docs::openapi();
+
+        let coalesce = settings.redis_coalesce;
+        let listener = TcpListener::bind(&settings.jobs_addr)?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            let origins = origins.clone();
+            let csrf_origins = origins.clone();
+            // One write coalescer per HTTP worker thread, so merging never crosses threads.
+            let writes = web::Data::new(if coalesce {
+                job_queue::Coalescer::start(state.queue.clone())
+            } else {
+                job_queue::Coalescer::direct(state.queue.clone())
+            });
+            App::new()
+                .app_data(state.clone())
+                .app_data(writes)
+                .app_data(readiness.clone())
+                .configure(service_kit::http::configure_errors)
+                .wrap(middleware::from_fn(move |req, next| {
+                    service_kit::http::csrf_guard(csrf_origins.clone(), req, next)
+                }))
+                .wrap(service_kit::http::cors(&origins))
+                .wrap(middleware::from_fn(service_kit::http::observe))
+                .configure(service_kit::health::configure)
+                .configure(routes::configure)
+                .configure(|cfg| service_kit::http::configure_docs(cfg, openapi.clone()))
+                .default_service(web::to(service_kit::http::not_found))
+        })
+        .backlog(2048);
+        let workers = match settings.http_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            n => n,
+        };
+        server = server.workers(workers);
+        let server = server.listen(listener)?.run();
+        Ok(Self { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is told to stop (SIGTERM/SIGINT).
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

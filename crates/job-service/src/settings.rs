@@ -1,0 +1,107 @@
+//! The job service's configuration (see [`service_kit::settings`] for the layers).
+
+use serde::Deserialize;
+use service_kit::settings::SettingsError;
+
+/// Settings, named after their environment variables in lower case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// `JOBS_ADDR`: listen address (port 0 picks a free port).
+    pub jobs_addr: String,
+    /// `AUTH_URL`: where the auth service's JWKS is fetched (`{AUTH_URL}/.well-known/jwks.json`).
+    pub auth_url: String,
+    /// `AUTH_JWT_PUBLIC_KEY`: an SPKI PEM; when set, tokens are verified with it and the JWKS
+    /// is never fetched.
+    pub auth_jwt_public_key: Option<String>,
+    /// `JWT_ISSUER`: required `iss` claim.
+    pub jwt_issuer: String,
+    /// `JWT_AUDIENCE`: required `aud` claim.
+    pub jwt_audience: String,
+    /// `ACCESS_TOKEN_TTL_SECS`: how long a revocation must be remembered.
+    pub access_token_ttl_secs: u64,
+    /// `CORS_ORIGINS`: comma-separated browser origins allowed with credentials.
+    pub cors_origins: Option<String>,
+    /// `FRONTEND_URL`: the default of `CORS_ORIGINS`.
+    pub frontend_url: String,
+    /// `REDIS_PREFIX`: namespace of every Redis key (shared with the auth service's revoked
+    /// sessions and with the workers' queue).
+    pub redis_prefix: String,
+    /// `LOG_FORMAT`: `pretty` or `json`.
+    pub log_format: String,
+    /// `DB_POOL_SIZE`: PostgreSQL connections.
+    pub db_pool_size: usize,
+    /// `REDIS_POOL_SIZE`: Redis connections.
+    pub redis_pool_size: usize,
+    /// `HTTP_WORKERS`: HTTP worker threads. 0 (the default): one per two cores, at least one,
+    /// because PostgreSQL and Redis do most of the work of a request and, on a small machine,
+    /// need the other cores (measured on 2 cores: one thread serves ~10% more than two).
+    pub http_workers: usize,
+    /// `REDIS_COALESCE`: merge the Redis writes of concurrent requests into one round trip.
+    pub redis_coalesce: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let tokens = access_token::TokenSettings::default();
+        Self {
+            database_url: "postgres://localhost/taskvault".to_owned(),
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            jobs_addr: "127.0.0.1:8082".to_owned(),
+            auth_url: "http://127.0.0.1:8081".to_owned(),
+            auth_jwt_public_key: None,
+            jwt_issuer: tokens.issuer,
+            jwt_audience: tokens.audience,
+            access_token_ttl_secs: 900,
+            cors_origins: None,
+            frontend_url: "http://localhost:5173".to_owned(),
+            redis_prefix: "tv:".to_owned(),
+            log_format: "pretty".to_owned(),
+            db_pool_size: 32,
+            redis_pool_size: 32,
+            http_workers: 0,
+            redis_coalesce: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads and checks the settings; the error names the variable at fault.
+    pub fn load() -> Result<Self, SettingsError> {
+        let settings: Self = service_kit::settings::load()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Checks values that deserialize but make no sense.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        service_kit::settings::socket_addr("JOBS_ADDR", &self.jobs_addr)?;
+        if self.db_pool_size == 0 {
+            return Err(SettingsError::invalid("DB_POOL_SIZE", "must be at least 1"));
+        }
+        if self.redis_pool_size == 0 {
+            return Err(SettingsError::invalid(
+                "REDIS_POOL_SIZE",
+                "must be at least 1",
+            ));
+        }
+        if self.access_token_ttl_secs == 0 {
+            return Err(SettingsError::invalid(
+                "ACCESS_TOKEN_TTL_SECS",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The allowed CORS origins.
+    pub fn origins(&self) -> Vec<String> {
+        service_kit::settings::comma_list(
+            self.cors_origins.as_deref().unwrap_or(&self.frontend_url),
+        )
+    }
+}

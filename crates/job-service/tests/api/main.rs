@@ -1,0 +1,6 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The job service over real HTTP, PostgreSQL and Redis: one database and key prefix per test.
+
+mod binary;
+mod helpers;
+mod routes;

@@ -1,0 +1,513 @@
+//! Every route of section 4, success and failure.
+
+use std::collections::HashSet;
+
+use domain::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, read};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_creates_a_pending_job_enqueues_it_and_publishes_an_event() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let client = redis::Client::open(app.redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(job_queue::events_channel(app.redis.prefix(), user.id))
+        .await
+        .unwrap();
+
+    let (status, body) = app
+        .submit(
+            &user,
+            json!({"type": "echo", "data": {"a": 1}, "priority": 5}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let job = &body["job"];
+    assert_eq!(job["type"], "echo");
+    assert_eq!(job["status"], "pending");
+    assert_eq!(job["priority"], 5);
+    assert_eq!(job["attempts"], 0);
+    assert_eq!(job["max_attempts"], 3);
+    assert_eq!(job["progress"], 0);
+    assert_eq!(job["data"], json!({"a": 1}));
+    assert_eq!(job["user_id"], json!(user.id));
+    for field in [
+        "result",
+        "last_error",
+        "run_at",
+        "started_at",
+        "finished_at",
+    ] {
+        assert!(job[field].is_null(), "{field}");
+    }
+    let created = job["created_at"].as_str().unwrap();
+    assert!(created.ends_with('Z') && created.contains('.'), "{created}");
+    let id = job["id"].as_str().unwrap();
+    assert!(app.zscore("ready", id).await.is_some());
+
+    let message = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        use futures_util::StreamExt as _;
+        pubsub.on_message().next().await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let event: Value = serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(event["event"], "jobUpdated");
+    assert_eq!(event["data"]["job"]["id"], id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_refuses_bad_input_with_the_contract_codes() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let code = |body: &Value| body["code"].as_str().unwrap_or_default().to_owned();
+
+    let (status, body) = app.submit(&user, json!({"type": "teleport"})).await;
+    assert_eq!((status, code(&body).as_str()), (422, "validation_failed"));
+    assert!(
+        body["detail"].as_str().unwrap().contains("send_email"),
+        "{body}"
+    );
+    assert!(body["errors"]["type"].is_array());
+
+    for (bad, field) in [
+        (json!({"type": "noop", "priority": 1001}), "priority"),
+        (json!({"type": "noop", "priority": -1001}), "priority"),
+        (json!({"type": "noop", "max_attempts": 0}), "max_attempts"),
+        (json!({"type": "noop", "max_attempts": 26}), "max_attempts"),
+        (json!({"type": "sleep", "data": {"ms": 600001}}), "data.ms"),
+        (json!({"type": "hash", "data": {}}), "data.text"),
+        (json!({"type": "noop", "run_at": "tomorrow"}), "run_at"),
+        (
+            json!({"type": "noop", "data": {"shouldFail": "yes"}}),
+            "data.shouldFail",
+        ),
+    ] {
+        let (status, body) = app.submit(&user, bad.clone()).await;
+        assert_eq!(status, 422, "{bad} -> {body}");
+        assert!(body["errors"][field].is_array(), "{bad} -> {body}");
+    }
+    let (status, _) = app
+        .submit(
+            &user,
+            json!({"type": "sleep", "data": {"ms": 600000}, "priority": 1000, "max_attempts": 25}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let big = "x".repeat(64 * 1024);
+    let (status, body) = app
+        .submit(&user, json!({"type": "echo", "data": {"text": big}}))
+        .await;
+    assert_eq!((status, code(&body).as_str()), (413, "payload_too_large"));
+
+    let response = app
+        .client
+        .post(app.url("/api/jobs/submit"))
+        .bearer_auth(&user.token)
+        .body("{\"type\":")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!((status, code(&body).as_str()), (400, "malformed_json"));
+    let response = app
+        .client
+        .post(app.url("/api/jobs/submit"))
+        .bearer_auth(&user.token)
+        .body("type=noop")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (415, "unsupported_media_type")
+    );
+    let (status, body) = app.submit(&user, json!({"data": {}})).await;
+    assert_eq!((status, code(&body).as_str()), (422, "validation_failed"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authentication_is_required_and_revoked_sessions_are_refused() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let response = app
+        .client
+        .get(app.url("/api/jobs/all"))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let response = app
+        .client
+        .get(app.url("/api/jobs/all"))
+        .bearer_auth("not.a.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    // A token whose signature was tampered with.
+    let mut forged = user.token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let response = app
+        .client
+        .get(app.url("/api/jobs/all"))
+        .bearer_auth(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // The access_token cookie works as well as the header.
+    let response = app
+        .client
+        .get(app.url("/api/jobs/all"))
+        .header("cookie", format!("access_token={}", user.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // A cookie-carrying POST from a foreign origin is a CSRF attempt.
+    let response = app
+        .client
+        .post(app.url("/api/jobs/submit"))
+        .header("cookie", format!("access_token={}", user.token))
+        .header("origin", "https://evil.example")
+        .json(&json!({"type": "noop"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("csrf_rejected"))
+    );
+
+    let (status, _) = app.get(&user, "/api/jobs/all").await;
+    assert_eq!(status, 200);
+    let pool = service_kit::redis_pool::build(&app.redis.url(), 2).unwrap();
+    access_token::RevocationList::new(
+        pool,
+        app.redis.prefix().to_owned(),
+        std::time::Duration::from_secs(900),
+    )
+    .revoke(&[user.sid])
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, _) = app.get(&user, "/api/jobs/all").await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revoked token still accepted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_email_only_to_own_verified_address_unless_admin() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let unverified = app.user(Role::User, false).await;
+    let admin = app.user(Role::Admin, true).await;
+    let email =
+        |to: &str| json!({"type": "send_email", "data": {"to": to, "subject": "s", "body": "b"}});
+
+    let (status, body) = app.submit(&user, email("someone@else.com")).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["errors"]["data.to"].is_array());
+    let (status, _) = app.submit(&user, email(&user.email.to_uppercase())).await;
+    assert_eq!(status, 201);
+    let (status, _) = app.submit(&unverified, email(&unverified.email)).await;
+    assert_eq!(status, 422);
+    let (status, _) = app.submit(&admin, email("someone@else.com")).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owners_see_their_jobs_others_get_404_and_admins_see_all() {
+    let app = TestApp::spawn().await;
+    let alice = app.user(Role::User, true).await;
+    let bob = app.user(Role::User, true).await;
+    let admin = app.user(Role::Admin, true).await;
+    let (_, body) = app.submit(&alice, json!({"type": "noop"})).await;
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    app.submit(&bob, json!({"type": "noop"})).await;
+
+    let (status, body) = app.get(&alice, &format!("/api/jobs/{id}")).await;
+    assert_eq!(
+        (status, body["job"]["id"].as_str()),
+        (200, Some(id.as_str()))
+    );
+    let (status, body) = app.get(&bob, &format!("/api/jobs/{id}")).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let (status, _) = app.get(&admin, &format!("/api/jobs/{id}")).await;
+    assert_eq!(status, 200);
+    let (status, body) = app.get(&alice, "/api/jobs/not-a-uuid").await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let (status, _) = app
+        .get(&alice, &format!("/api/jobs/{}", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(status, 404);
+    for path in ["cancel", "retry"] {
+        let (status, _) = app.post(&bob, &format!("/api/jobs/{id}/{path}")).await;
+        assert_eq!(status, 404, "{path}");
+    }
+
+    let (_, page) = app.get(&alice, "/api/jobs/all").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(page["next_cursor"].is_null());
+    let (_, page) = app.get(&admin, "/api/jobs/all").await;
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        0,
+        "/all is the caller's own jobs"
+    );
+
+    let (status, body) = app.get(&alice, "/api/jobs/admin/all").await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+    let (status, page) = app.get(&admin, "/api/jobs/admin/all").await;
+    assert_eq!((status, page["items"].as_array().unwrap().len()), (200, 2));
+    let (_, page) = app
+        .get(&admin, &format!("/api/jobs/admin/all?user_id={}", bob.id))
+        .await;
+    assert_eq!(page["items"][0]["user_id"], json!(bob.id));
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let (status, _) = app.get(&admin, "/api/jobs/admin/all?user_id=nope").await;
+    assert_eq!(status, 422);
+
+    let (_, stats) = app.get(&alice, "/api/jobs/stats").await;
+    assert_eq!(
+        stats["counts"],
+        json!({"pending": 1, "scheduled": 0, "running": 0, "completed": 0, "failed": 0, "cancelled": 0})
+    );
+    assert_eq!(stats["queue_depth"], json!({"0": 1}));
+    let (_, stats) = app.get(&admin, "/api/jobs/stats").await;
+    assert_eq!(stats["counts"]["pending"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_filters_and_rejects_bad_parameters() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    app.submit(&user, json!({"type": "noop"})).await;
+    app.submit(&user, json!({"type": "echo"})).await;
+    let (_, sched) = app
+        .submit(
+            &user,
+            json!({"type": "noop", "run_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(sched["job"]["status"], "scheduled");
+    assert!(
+        sched["job"]["run_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2099-01-01T00:00:00")
+    );
+
+    let (_, page) = app.get(&user, "/api/jobs/all?type=echo").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let (_, page) = app.get(&user, "/api/jobs/all?status=scheduled").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let (_, page) = app
+        .get(&user, "/api/jobs/all?status=pending&type=noop")
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    for bad in [
+        "status=nope",
+        "type=nope",
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "cursor=garbage",
+    ] {
+        let (status, body) = app.get(&user, &format!("/api/jobs/all?{bad}")).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("validation_failed")),
+            "{bad}"
+        );
+    }
+    let (_, page) = app.get(&user, "/api/jobs/all").await;
+    let times: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["created_at"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest first");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagination_over_250_jobs_returns_each_exactly_once() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let mut submitted = HashSet::new();
+    for chunk in 0..10 {
+        let futures = (0..25).map(|i| {
+            app.submit(
+                &user,
+                json!({"type": "noop", "data": {"n": chunk * 25 + i}}),
+            )
+        });
+        for (status, body) in futures_util::future::join_all(futures).await {
+            assert_eq!(status, 201);
+            submitted.insert(body["job"]["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/jobs/all?limit=30&cursor={c}"),
+            None => "/api/jobs/all?limit=30".to_owned(),
+        };
+        let (status, page) = app.get(&user, &path).await;
+        assert_eq!(status, 200);
+        pages += 1;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 9);
+    assert_eq!(seen.len(), 250);
+    assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), submitted);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_and_retry_follow_the_status_machine() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let (_, pending) = app.submit(&user, json!({"type": "noop"})).await;
+    let id = pending["job"]["id"].as_str().unwrap().to_owned();
+    let (_, scheduled) = app
+        .submit(
+            &user,
+            json!({"type": "noop", "run_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    let sid = scheduled["job"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.zcard("scheduled").await, 1);
+
+    let (status, body) = app.post(&user, &format!("/api/jobs/{id}/retry")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("not_retryable"))
+    );
+
+    let (status, body) = app.post(&user, &format!("/api/jobs/{id}/cancel")).await;
+    assert_eq!(
+        (status, body["job"]["status"].as_str()),
+        (200, Some("cancelled"))
+    );
+    assert!(body["job"]["finished_at"].is_string());
+    assert!(
+        app.zscore("ready", &id).await.is_none(),
+        "cancelled job left the queue"
+    );
+    let (status, body) = app.post(&user, &format!("/api/jobs/{id}/cancel")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("already_finished"))
+    );
+
+    let (status, body) = app.post(&user, &format!("/api/jobs/{sid}/cancel")).await;
+    assert_eq!(
+        (status, body["job"]["status"].as_str()),
+        (200, Some("cancelled"))
+    );
+    assert_eq!(app.zcard("scheduled").await, 0);
+
+    let (status, body) = app.post(&user, &format!("/api/jobs/{id}/retry")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["job"]["status"], "pending");
+    assert_eq!(body["job"]["attempts"], 0);
+    assert!(body["job"]["finished_at"].is_null());
+    assert!(
+        app.zscore("ready", &id).await.is_some(),
+        "retried job is queued again"
+    );
+    let (status, _) = app.post(&user, "/api/jobs/nope/cancel").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_identical_submits_create_one_job() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let other = app.user(Role::User, true).await;
+    let send = |token: String| {
+        let request = app
+            .client
+            .post(app.url("/api/jobs/submit"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", "same-key")
+            .json(&json!({"type": "noop"}));
+        async move { read(request.send().await.unwrap()).await }
+    };
+    let results = futures_util::future::join_all((0..20).map(|_| send(user.token.clone()))).await;
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    let replayed = results.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!((created, replayed), (1, 19));
+    let ids: HashSet<&str> = results
+        .iter()
+        .map(|(_, b)| b["job"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    let (_, page) = app.get(&user, "/api/jobs/all").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(app.zcard("ready").await, 1);
+    // The key is per user.
+    let (status, body) = send(other.token.clone()).await;
+    assert_eq!(status, 201);
+    assert!(!ids.contains(body["job"]["id"].as_str().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_metrics_and_docs_answer() {
+    let app = TestApp::spawn().await;
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/metrics", 200),
+        ("/api-docs/openapi.json", 200),
+        ("/nope", 404),
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+    }
+    let doc: Value = app
+        .client
+        .get(app.url("/api-docs/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/jobs/submit"].is_object());
+}

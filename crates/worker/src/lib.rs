@@ -1,0 +1,214 @@
+//! Task Vault's worker: runs the jobs of the Redis dispatch index and records every state
+//! change in PostgreSQL, the record.
+//!
+//! Guarantees, with any number of workers on one Redis and one PostgreSQL:
+//!
+//! - **No double completion.** Each claim increments the job's fencing token; every write of
+//!   an attempt is conditional on `status = 'running' AND fence = <its token>`, so a stale
+//!   attempt (lease lost, job cancelled, job reclaimed) matches no row.
+//! - **No lost job.** Claimed jobs are leased and the lease is renewed by a heartbeat; expired
+//!   leases are reaped back to `pending`. A reconciler re-adds to Redis every job PostgreSQL
+//!   has as queued or running that Redis lost.
+//! - **Priority order.** Claims pop the ready set best-first and take only as many jobs as
+//!   there are free execution slots, so a worker never sits on prefetched low-priority jobs.
+//!
+//! SIGTERM: stop claiming, let running attempts finish for up to `SHUTDOWN_GRACE_SECS`, then
+//! hand the rest back (`pending`, attempts kept), write everything, exit 0.
+
+pub mod handlers;
+pub mod maintenance;
+pub mod runtime;
+pub mod settings;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use job_queue::Queue;
+use service_kit::health::Readiness;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use settings::Settings;
+
+use crate::handlers::{Mailer, Registry};
+use crate::runtime::{Shared, StopReason, ToBatcher};
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Settings(#[from] service_kit::settings::SettingsError),
+    /// The database could not be migrated or reached.
+    #[error("database: {0}")]
+    Database(#[from] persistence::PersistenceError),
+    /// The health server could not listen, or another I/O failure.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the worker until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(settings: Settings) -> Result<(), StartError> {
+    settings.check()?;
+    let mut pool_settings = persistence::PoolSettings::new(settings.database_url.clone());
+    pool_settings.max_size = settings.db_pool_size;
+    let pg = persistence::pool::build_pool(&pool_settings)?;
+    let redis = service_kit::redis_pool::build(&settings.redis_url, settings.redis_pool_size)?;
+    let mailer = Mailer::new(settings.smtp_url.as_deref(), &settings.mail_from)
+        .map_err(|e| StartError::Settings(service_kit::settings::SettingsError(e)))?;
+    let exec_log = match &settings.worker_execution_log {
+        Some(path) if !path.is_empty() => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        )),
+        _ => None,
+    };
+
+    // Only once every setting is known to be good: a typo must not migrate a database.
+    persistence::migrate::run_pending(&settings.database_url).await?;
+
+    let readiness = web::Data::new(Readiness {
+        pg: pg.clone(),
+        redis: redis.clone(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(readiness.clone())
+            .configure(service_kit::health::configure)
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(&settings.worker_addr)?
+    .run();
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+
+    let (tx, rx) = mpsc::channel(settings.flush_max.max(1024) * 4);
+    let shared = Arc::new(Shared {
+        pg,
+        queue: Queue::new(redis, &settings.redis_prefix),
+        registry: Registry::builtin(mailer),
+        inflight: Mutex::new(HashMap::new()),
+        permits: Arc::new(Semaphore::new(settings.worker_concurrency)),
+        outcomes: tx,
+        exec_log,
+        stopping: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        settings,
+    });
+    let settings = &shared.settings;
+    tracing::info!(concurrency = settings.worker_concurrency, addr = %settings.worker_addr, "worker started");
+
+    let batcher = tokio::spawn(runtime::batcher(shared.clone(), rx));
+    let maintenance_stop = CancellationToken::new();
+    let mut maintenance = tokio::task::JoinSet::new();
+    {
+        let s = shared.clone();
+        maintenance.spawn(maintenance::every(
+            settings.heartbeat(),
+            maintenance_stop.clone(),
+            move || {
+                let s = s.clone();
+                async move { maintenance::heartbeat(&s).await }
+            },
+        ));
+        let s = shared.clone();
+        maintenance.spawn(maintenance::every(
+            Duration::from_millis(settings.reaper_interval_ms),
+            maintenance_stop.clone(),
+            move || {
+                let s = s.clone();
+                async move { maintenance::reap(&s).await }
+            },
+        ));
+        let s = shared.clone();
+        maintenance.spawn(maintenance::every(
+            Duration::from_millis(settings.promote_interval_ms),
+            maintenance_stop.clone(),
+            move || {
+                let s = s.clone();
+                async move { maintenance::promote(&s).await }
+            },
+        ));
+        let s = shared.clone();
+        maintenance.spawn(maintenance::every(
+            Duration::from_secs(settings.reconcile_interval_secs),
+            maintenance_stop.clone(),
+            move || {
+                let s = s.clone();
+                async move { maintenance::reconcile(&s).await }
+            },
+        ));
+        let s = shared.clone();
+        maintenance.spawn(maintenance::every(
+            Duration::from_secs(1),
+            maintenance_stop.clone(),
+            move || {
+                let s = s.clone();
+                async move { maintenance::depth(&s).await }
+            },
+        ));
+    }
+    let claimers: Vec<_> = (0..settings.claim_loops)
+        .map(|_| tokio::spawn(runtime::claim_loop(shared.clone())))
+        .collect();
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no more claims");
+    shared.stopping.cancel();
+    for claimer in claimers {
+        let _ = claimer.await;
+    }
+    shared.tracker.close();
+    let grace = Duration::from_secs(settings.shutdown_grace_secs);
+    if tokio::time::timeout(grace, shared.tracker.wait())
+        .await
+        .is_err()
+    {
+        let inflight = shared.inflight();
+        tracing::warn!(
+            count = inflight.len(),
+            "grace period over: releasing running jobs"
+        );
+        for attempt in inflight.values() {
+            attempt.stop(StopReason::Released);
+        }
+    }
+    shared.tracker.wait().await;
+    let _ = shared.outcomes.send(ToBatcher::Stop).await;
+    let _ = batcher.await;
+    maintenance_stop.cancel();
+    while maintenance.join_next().await.is_some() {}
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the worker");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

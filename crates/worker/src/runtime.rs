@@ -1,0 +1,523 @@
+//! Claiming, executing and recording jobs.
+//!
+//! The path of a job through one worker:
+//!
+//! 1. A claim loop takes free execution slots (up to `CLAIM_BATCH`), pops that many ready jobs
+//!    from Redis in one Lua call (which also leases them), and marks them `running` in
+//!    PostgreSQL in one `UPDATE … WHERE status IN ('pending', 'scheduled')`, which increments
+//!    `attempts` and the fencing token `fence`. Jobs no longer queued there (cancelled, or
+//!    claimed by another worker after a reconcile) are skipped.
+//! 2. Each job runs on its own task, holding one of `WORKER_CONCURRENCY` slots, with a
+//!    cancellation token and the per-attempt timeout.
+//! 3. Outcomes go to one batcher, which writes a batch in one fenced `UPDATE … FROM UNNEST`
+//!    and one Redis pipeline (lease removal, retry scheduling, events).
+//!
+//! Maintenance loops (see [`crate::maintenance`]) renew leases, notice cancellations, reap
+//! expired leases, promote due jobs and reconcile Redis with PostgreSQL.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::future::BoxFuture;
+use job_queue::{Entry, Queue};
+use persistence::PgPool;
+use persistence::jobs::{self, Job};
+use rand::RngExt as _;
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::Settings;
+use crate::handlers::{JobContext, ProgressSink, Registry, injected_failure};
+
+/// Why a running attempt was stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StopReason {
+    /// Not stopped.
+    None = 0,
+    /// The job was cancelled.
+    Cancelled = 1,
+    /// The attempt is no longer the job's current one (lease expired and taken back).
+    LostLease = 2,
+    /// The worker is shutting down and hands the job back.
+    Released = 3,
+}
+
+impl StopReason {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => StopReason::Cancelled,
+            2 => StopReason::LostLease,
+            3 => StopReason::Released,
+            _ => StopReason::None,
+        }
+    }
+}
+
+/// A running attempt.
+pub struct InFlight {
+    /// Its fencing token.
+    pub fence: i64,
+    /// Stops the handler.
+    pub token: CancellationToken,
+    stop: Arc<AtomicU8>,
+}
+
+impl InFlight {
+    /// Stops the attempt for `reason` (the first reason wins).
+    pub fn stop(&self, reason: StopReason) {
+        let _ = self
+            .stop
+            .compare_exchange(0, reason as u8, Ordering::SeqCst, Ordering::SeqCst);
+        self.token.cancel();
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The handler succeeded.
+    Completed(Value),
+    /// The handler failed (or timed out).
+    Failed(String),
+    /// Stopped: see the reason.
+    Stopped(StopReason),
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Completed(_) => "completed",
+            Outcome::Failed(_) => "failed",
+            Outcome::Stopped(StopReason::Cancelled) => "cancelled",
+            Outcome::Stopped(StopReason::Released) => "released",
+            Outcome::Stopped(_) => "lost_lease",
+        }
+    }
+}
+
+/// A finished attempt on its way to the batcher.
+pub struct Done {
+    /// The job as claimed.
+    pub job: Job,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Messages to the batcher.
+pub enum ToBatcher {
+    /// An attempt ended.
+    Done(Box<Done>),
+    /// Write what is buffered and stop (sent after every attempt has ended).
+    Stop,
+}
+
+/// State shared by every task of the worker.
+pub struct Shared {
+    /// Settings.
+    pub settings: Settings,
+    /// PostgreSQL.
+    pub pg: PgPool,
+    /// The dispatch index.
+    pub queue: Queue,
+    /// Handlers by type.
+    pub registry: Registry,
+    /// Running attempts by job id.
+    pub inflight: Mutex<HashMap<Uuid, InFlight>>,
+    /// Execution slots (`WORKER_CONCURRENCY`).
+    pub permits: Arc<Semaphore>,
+    /// To the batcher.
+    pub outcomes: mpsc::Sender<ToBatcher>,
+    /// Test aid: the execution log.
+    pub exec_log: Option<Mutex<std::fs::File>>,
+    /// Set at shutdown: claim no more.
+    pub stopping: CancellationToken,
+    /// The execution tasks.
+    pub tracker: TaskTracker,
+}
+
+impl Shared {
+    /// The in-flight map (a poisoned lock is still usable: entries are plain data).
+    pub fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, InFlight>> {
+        self.inflight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The lease length in milliseconds.
+    pub fn lease_ms(&self) -> i64 {
+        i64::try_from(self.settings.lease().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn log_execution(&self, job: &Job) {
+        if let Some(log) = &self.exec_log {
+            let line = format!(
+                "{} {} {}\n",
+                job.id,
+                job.attempts,
+                Utc::now().timestamp_millis()
+            );
+            let mut file = log.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(error) = file.write_all(line.as_bytes()) {
+                tracing::warn!(%error, "cannot write the execution log");
+            }
+        }
+    }
+}
+
+/// The index entry of a job.
+pub fn entry_of(job: &Job) -> Entry {
+    Entry {
+        id: job.id,
+        priority: job.priority,
+        created_at: job.created_at,
+    }
+}
+
+/// One claim loop: runs until shutdown starts.
+pub async fn claim_loop(shared: Arc<Shared>) {
+    let lease_ms = shared.lease_ms();
+    let idle = Duration::from_millis(shared.settings.idle_poll_ms);
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = shared.stopping.cancelled() => return,
+            permit = shared.permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let mut permits = vec![first];
+        while permits.len() < shared.settings.claim_batch {
+            match shared.permits.clone().try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        let ids = match shared.queue.claim(permits.len(), lease_ms).await {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::warn!(%error, "claim failed; retrying");
+                drop(permits);
+                pause(&shared, Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if ids.is_empty() {
+            drop(permits);
+            pause(&shared, idle).await;
+            continue;
+        }
+        permits.truncate(ids.len());
+        let claimed = match claim_rows(&shared, &ids).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                // The jobs stay leased in Redis and pending in PostgreSQL: the reaper drops
+                // the leases when they expire and the reconciler puts the jobs back.
+                tracing::warn!(%error, count = ids.len(), "recording claims failed");
+                pause(&shared, Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let mut batch = shared.queue.batch();
+        for job in &claimed {
+            batch.publish(job.user_id, &job.to_json());
+        }
+        if let Err(error) = shared.queue.send(batch).await {
+            tracing::warn!(%error, "publishing running events failed");
+        }
+        for (job, permit) in claimed.into_iter().zip(permits) {
+            shared.tracker.spawn(execute(shared.clone(), job, permit));
+        }
+    }
+}
+
+async fn pause(shared: &Shared, duration: Duration) {
+    tokio::select! {
+        () = shared.stopping.cancelled() => {}
+        () = tokio::time::sleep(duration) => {}
+    }
+}
+
+/// Marks the claimed ids running in PostgreSQL, in claim (priority) order.
+async fn claim_rows(
+    shared: &Shared,
+    ids: &[Uuid],
+) -> Result<Vec<Job>, persistence::PersistenceError> {
+    let mut conn = shared.pg.get().await?;
+    let mut claimed = jobs::claim(&mut conn, ids).await?;
+    let order: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    claimed.sort_by_key(|job| order.get(&job.id).copied().unwrap_or(usize::MAX));
+    Ok(claimed)
+}
+
+/// Runs one attempt and hands its outcome to the batcher.
+async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
+    let token = CancellationToken::new();
+    let stop = Arc::new(AtomicU8::new(0));
+    shared.inflight().insert(
+        job.id,
+        InFlight {
+            fence: job.fence,
+            token: token.clone(),
+            stop: stop.clone(),
+        },
+    );
+    shared.log_execution(&job);
+    let started = Instant::now();
+    let outcome = run_handler(&shared, &job, &token, &stop).await;
+    shared.inflight().remove(&job.id);
+    drop(permit);
+
+    let labels = [
+        ("type", job.job_type.clone()),
+        ("outcome", outcome.label().to_owned()),
+    ];
+    metrics::counter!("worker_jobs_total", &labels).increment(1);
+    metrics::histogram!("worker_job_duration_seconds", &labels[..1])
+        .record(started.elapsed().as_secs_f64());
+    if let Outcome::Failed(error) = &outcome {
+        tracing::info!(job = %job.id, attempt = job.attempts, %error, "attempt failed");
+    }
+    if shared
+        .outcomes
+        .send(ToBatcher::Done(Box::new(Done { job, outcome })))
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "the batcher is gone; outcome dropped (the lease will expire and the job run again)"
+        );
+    }
+}
+
+async fn run_handler(
+    shared: &Arc<Shared>,
+    job: &Job,
+    token: &CancellationToken,
+    stop: &AtomicU8,
+) -> Outcome {
+    let Some(handler) = shared.registry.get(&job.job_type) else {
+        return Outcome::Failed(format!(
+            "this worker has no handler for type `{}`",
+            job.job_type
+        ));
+    };
+    if let Some(error) = injected_failure(&job.data, job.attempts) {
+        return Outcome::Failed(error.0);
+    }
+    let ctx = JobContext {
+        id: job.id,
+        data: job.data.clone(),
+        attempt: job.attempts,
+        cancel: token.clone(),
+        progress: Arc::new(Progress {
+            shared: shared.clone(),
+            id: job.id,
+            fence: job.fence,
+            last: Mutex::new((0, Instant::now())),
+        }),
+    };
+    let limit = Duration::from_secs(shared.settings.job_timeout_secs);
+    let stopped = || Outcome::Stopped(StopReason::from_u8(stop.load(Ordering::SeqCst)));
+    tokio::select! {
+        biased;
+        () = token.cancelled() => stopped(),
+        result = tokio::time::timeout(limit, handler.run(&ctx)) => match result {
+            Ok(Ok(value)) => Outcome::Completed(value),
+            Ok(Err(_)) if token.is_cancelled() => stopped(),
+            Ok(Err(error)) => Outcome::Failed(error.0),
+            Err(_) => Outcome::Failed(format!("timed out after {} s (JOB_TIMEOUT_SECS)", limit.as_secs())),
+        },
+    }
+}
+
+/// Progress of one attempt: written fenced, at most every 200 ms, and published.
+struct Progress {
+    shared: Arc<Shared>,
+    id: Uuid,
+    fence: i64,
+    last: Mutex<(u8, Instant)>,
+}
+
+/// Shortest interval between two progress writes of one job.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+impl ProgressSink for Progress {
+    fn report(&self, percent: u8) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            {
+                let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+                if percent == last.0 || (last.1.elapsed() < PROGRESS_INTERVAL && percent < 100) {
+                    return;
+                }
+                *last = (percent, Instant::now());
+            }
+            let written = async {
+                let mut conn = self.shared.pg.get().await?;
+                jobs::set_progress(&mut conn, self.id, self.fence, i16::from(percent)).await
+            }
+            .await;
+            match written {
+                Ok(Some(job)) => {
+                    let mut batch = self.shared.queue.batch();
+                    batch.publish(job.user_id, &job.to_json());
+                    if let Err(error) = self.shared.queue.send(batch).await {
+                        tracing::warn!(%error, "publishing progress failed");
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(job = %self.id, %error, "recording progress failed"),
+            }
+        })
+    }
+}
+
+/// The retry delay after failed attempt `attempt` (1-based): `base · 2^(attempt-1)`, capped,
+/// times a jitter factor in [0.6, 1.0]. The jitter range keeps consecutive delays growing
+/// (0.6 · 2 > 1.0) while spreading retries of jobs that failed together.
+pub fn backoff(base_ms: u64, max_ms: u64, attempt: i32) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(40);
+    let raw = base_ms.saturating_mul(1_u64 << exponent).min(max_ms);
+    let factor: f64 = rand::rng().random_range(0.6..=1.0);
+    Duration::from_millis((raw as f64 * factor) as u64)
+}
+
+/// Collects outcomes and writes them in batches until told to stop.
+pub async fn batcher(shared: Arc<Shared>, mut rx: mpsc::Receiver<ToBatcher>) {
+    let interval = Duration::from_millis(shared.settings.flush_interval_ms);
+    let writers = Arc::new(Semaphore::new(4));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut stopping = false;
+    while !stopping {
+        let first = match rx.recv().await {
+            Some(ToBatcher::Done(done)) => *done,
+            Some(ToBatcher::Stop) | None => break,
+        };
+        let mut buffer = vec![first];
+        let deadline = tokio::time::Instant::now() + interval;
+        while buffer.len() < shared.settings.flush_max {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(ToBatcher::Done(done))) => buffer.push(*done),
+                Ok(Some(ToBatcher::Stop) | None) => {
+                    stopping = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let Ok(permit) = writers.clone().acquire_owned().await else {
+            break;
+        };
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            flush(&shared, buffer).await;
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Writes a batch of outcomes: one fenced SQL statement, one Redis pipeline.
+async fn flush(shared: &Shared, done: Vec<Done>) {
+    let settings = &shared.settings;
+    let mut outcomes = Vec::with_capacity(done.len());
+    let mut cancelled = Vec::new();
+    for Done { job, outcome } in done {
+        let (status, result, last_error, run_at) = match outcome {
+            Outcome::Completed(value) => ("completed", Some(value), None, None),
+            Outcome::Failed(error) if job.attempts >= job.max_attempts => {
+                ("failed", None, Some(error), None)
+            }
+            Outcome::Failed(error) => {
+                let delay = backoff(
+                    settings.job_retry_base_ms,
+                    settings.job_retry_max_ms,
+                    job.attempts,
+                );
+                let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                ("scheduled", None, Some(error), Some(run_at))
+            }
+            Outcome::Stopped(StopReason::Released) => ("pending", None, None, None),
+            Outcome::Stopped(StopReason::Cancelled) => {
+                cancelled.push(job.id);
+                continue;
+            }
+            Outcome::Stopped(_) => continue,
+        };
+        outcomes.push(jobs::Outcome {
+            id: job.id,
+            fence: job.fence,
+            status,
+            result,
+            last_error,
+            run_at,
+        });
+    }
+    let mut written = Vec::new();
+    for attempt in 1..=3 {
+        let result = async {
+            let mut conn = shared.pg.get().await?;
+            jobs::finish(&mut conn, &outcomes).await
+        }
+        .await;
+        match result {
+            Ok(rows) => {
+                written = rows;
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt, count = outcomes.len(), "recording outcomes failed");
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+        }
+    }
+    let mut batch = shared.queue.batch();
+    for job in &written {
+        batch.release_lease(job.id);
+        match (job.status.as_str(), job.run_at) {
+            ("scheduled", Some(run_at)) => {
+                batch.schedule(entry_of(job), run_at);
+            }
+            ("pending", _) => {
+                batch.enqueue(entry_of(job));
+            }
+            _ => {}
+        }
+        batch.publish(job.user_id, &job.to_json());
+    }
+    for id in cancelled {
+        batch.release_lease(id);
+    }
+    if let Err(error) = shared.queue.send(batch).await {
+        tracing::warn!(%error, "Redis write after outcomes failed; the reconciler will repair the index");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        for attempt in 1..6 {
+            let this = backoff(1000, 3_600_000, attempt).as_millis();
+            let next = backoff(1000, 3_600_000, attempt + 1).as_millis();
+            let nominal = 1000_u128 << (attempt - 1);
+            assert!(
+                this >= nominal * 6 / 10 && this <= nominal,
+                "{attempt}: {this}"
+            );
+            assert!(next > this, "{attempt}: {next} <= {this}");
+        }
+        assert!(backoff(1000, 5000, 20).as_millis() <= 5000);
+    }
+}

@@ -1,0 +1,153 @@
+//! The worker's configuration (see [`service_kit::settings`] for the layers).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use service_kit::settings::SettingsError;
+
+/// Settings, named after their environment variables in lower case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// `WORKER_ADDR`: where `/healthz`, `/readyz` and `/metrics` are served.
+    pub worker_addr: String,
+    /// `REDIS_PREFIX`: namespace of every Redis key (the job service must use the same).
+    pub redis_prefix: String,
+    /// `SMTP_URL`: where `send_email` jobs send; unset, emails are logged instead.
+    pub smtp_url: Option<String>,
+    /// `MAIL_FROM`: sender of `send_email` jobs.
+    pub mail_from: String,
+    /// `WORKER_CONCURRENCY`: jobs executed at once.
+    pub worker_concurrency: usize,
+    /// `JOB_RETRY_BASE_MS`: first retry delay; doubles per attempt, jittered, capped.
+    pub job_retry_base_ms: u64,
+    /// `JOB_RETRY_MAX_MS`: cap of the retry delay (1 h).
+    pub job_retry_max_ms: u64,
+    /// `JOB_LEASE_SECS`: how long a claimed job may go without a heartbeat.
+    pub job_lease_secs: u64,
+    /// `JOB_TIMEOUT_SECS`: time limit of one attempt (above the longest `sleep`, 600 s).
+    pub job_timeout_secs: u64,
+    /// `RECONCILE_INTERVAL_SECS`: how often PostgreSQL's queued and running jobs are checked
+    /// against Redis (one worker at a time does it).
+    pub reconcile_interval_secs: u64,
+    /// `REAPER_INTERVAL_MS`: how often expired leases are taken back.
+    pub reaper_interval_ms: u64,
+    /// `PROMOTE_INTERVAL_MS`: how often due scheduled jobs are moved to the ready set.
+    pub promote_interval_ms: u64,
+    /// `IDLE_POLL_MS`: how long a claim loop waits after finding the queue empty.
+    pub idle_poll_ms: u64,
+    /// `SHUTDOWN_GRACE_SECS`: how long SIGTERM waits for running jobs before releasing them.
+    pub shutdown_grace_secs: u64,
+    /// `CLAIM_BATCH`: most jobs taken by one claim.
+    pub claim_batch: usize,
+    /// `CLAIM_LOOPS`: concurrent claim loops.
+    pub claim_loops: usize,
+    /// `FLUSH_INTERVAL_MS`: how long finished attempts wait to be written together.
+    pub flush_interval_ms: u64,
+    /// `FLUSH_MAX`: most outcomes written by one statement.
+    pub flush_max: usize,
+    /// `DB_POOL_SIZE`: PostgreSQL connections.
+    pub db_pool_size: usize,
+    /// `REDIS_POOL_SIZE`: Redis connections.
+    pub redis_pool_size: usize,
+    /// `LOG_FORMAT`: `pretty` or `json`.
+    pub log_format: String,
+    /// `WORKER_EXECUTION_LOG`: test aid. When set, every handler execution appends a line
+    /// `<job id> <attempt> <unix ms>` to this file, so tests can count executions.
+    pub worker_execution_log: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "postgres://localhost/taskvault".to_owned(),
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            worker_addr: "127.0.0.1:8083".to_owned(),
+            redis_prefix: "tv:".to_owned(),
+            smtp_url: None,
+            mail_from: "Task Vault <no-reply@localhost>".to_owned(),
+            worker_concurrency: 16,
+            job_retry_base_ms: 1000,
+            job_retry_max_ms: 3_600_000,
+            job_lease_secs: 30,
+            job_timeout_secs: 900,
+            reconcile_interval_secs: 10,
+            reaper_interval_ms: 1000,
+            promote_interval_ms: 200,
+            idle_poll_ms: 20,
+            shutdown_grace_secs: 30,
+            claim_batch: 256,
+            claim_loops: 2,
+            flush_interval_ms: 5,
+            flush_max: 1024,
+            db_pool_size: 16,
+            redis_pool_size: 16,
+            log_format: "pretty".to_owned(),
+            worker_execution_log: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads and checks the settings; the error names the variable at fault.
+    pub fn load() -> Result<Self, SettingsError> {
+        let settings: Self = service_kit::settings::load()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Checks values that deserialize but make no sense.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        service_kit::settings::socket_addr("WORKER_ADDR", &self.worker_addr)?;
+        let positive = [
+            ("WORKER_CONCURRENCY", self.worker_concurrency as u64),
+            ("JOB_RETRY_BASE_MS", self.job_retry_base_ms),
+            ("JOB_LEASE_SECS", self.job_lease_secs),
+            ("JOB_TIMEOUT_SECS", self.job_timeout_secs),
+            ("RECONCILE_INTERVAL_SECS", self.reconcile_interval_secs),
+            ("REAPER_INTERVAL_MS", self.reaper_interval_ms),
+            ("PROMOTE_INTERVAL_MS", self.promote_interval_ms),
+            ("CLAIM_BATCH", self.claim_batch as u64),
+            ("CLAIM_LOOPS", self.claim_loops as u64),
+            ("FLUSH_MAX", self.flush_max as u64),
+            ("DB_POOL_SIZE", self.db_pool_size as u64),
+            ("REDIS_POOL_SIZE", self.redis_pool_size as u64),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(SettingsError::invalid(name, "must be at least 1"));
+            }
+        }
+        if self.job_retry_max_ms < self.job_retry_base_ms {
+            return Err(SettingsError::invalid(
+                "JOB_RETRY_MAX_MS",
+                "must be at least JOB_RETRY_BASE_MS",
+            ));
+        }
+        if let Some(url) = &self.smtp_url
+            && !url.trim().is_empty()
+            && !url.starts_with("smtp")
+        {
+            return Err(SettingsError::invalid(
+                "SMTP_URL",
+                "must be an smtp:// or smtps:// URL",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The lease length.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.job_lease_secs)
+    }
+
+    /// How often leases are renewed and cancellations looked for: a third of the lease, at
+    /// most one second (so a cancelled job stops within about a second).
+    pub fn heartbeat(&self) -> Duration {
+        (self.lease() / 3).min(Duration::from_secs(1))
+    }
+}

@@ -1,0 +1,249 @@
+//! A job service, worker processes and users for one test.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use access_token::{Claims, SigningKey, TokenSettings};
+use diesel_async::RunQueryDsl as _;
+use domain::{Role, SessionId, UserId};
+use persistence::jobs::Job;
+use serde_json::Value;
+use test_support::process::Running;
+use test_support::{TestDb, TestRedis, free_port};
+use uuid::Uuid;
+
+pub struct Env {
+    pub db: TestDb,
+    pub redis: TestRedis,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub pool: persistence::PgPool,
+    pub user: User,
+    pub exec_log: std::path::PathBuf,
+    key: SigningKey,
+}
+
+#[derive(Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+}
+
+impl Env {
+    pub async fn start() -> Self {
+        let db = TestDb::migrated().await;
+        let redis = TestRedis::new();
+        let key = SigningKey::development();
+        let settings = job_service::Settings {
+            database_url: db.url().to_owned(),
+            redis_url: redis.url(),
+            jobs_addr: "127.0.0.1:0".to_owned(),
+            auth_jwt_public_key: Some(key.public_pem()),
+            redis_prefix: redis.prefix().to_owned(),
+            db_pool_size: 8,
+            redis_pool_size: 8,
+            http_workers: 2,
+            ..job_service::Settings::default()
+        };
+        let app = job_service::Application::build(settings)
+            .await
+            .expect("job service starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run());
+        let pool = db.pool();
+        let exec_log =
+            std::env::temp_dir().join(format!("tv-exec-{}.log", Uuid::new_v4().simple()));
+        let mut env = Self {
+            db,
+            redis,
+            base,
+            client: reqwest::Client::new(),
+            pool,
+            user: User {
+                id: Uuid::nil(),
+                email: String::new(),
+                token: String::new(),
+            },
+            exec_log,
+            key,
+        };
+        env.user = env.new_user(Role::User).await;
+        env
+    }
+
+    pub async fn new_user(&self, role: Role) -> User {
+        let id = Uuid::now_v7();
+        let email = format!("u{}@example.com", id.simple());
+        let mut conn = self.pool.get().await.unwrap();
+        diesel::sql_query("INSERT INTO users (id, email, password_hash, role, email_verified) VALUES ($1, $2, 'x', $3, true)")
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .bind::<diesel::sql_types::Text, _>(&email)
+            .bind::<diesel::sql_types::Text, _>(role.as_str())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let claims = Claims::new_access(
+            UserId(id),
+            role,
+            SessionId::new(),
+            &TokenSettings::default(),
+            Duration::from_secs(900),
+        );
+        User {
+            id,
+            email,
+            token: self.key.sign(&claims).unwrap(),
+        }
+    }
+
+    /// Starts a worker process with test-friendly timings; `extra` overrides.
+    pub async fn worker(&self, extra: &[(&str, &str)]) -> Running {
+        let port = free_port();
+        let mut env: HashMap<String, String> = [
+            ("DATABASE_URL", self.db.url().to_owned()),
+            ("REDIS_URL", self.redis.url()),
+            ("REDIS_PREFIX", self.redis.prefix().to_owned()),
+            ("WORKER_ADDR", format!("127.0.0.1:{port}")),
+            ("WORKER_CONCURRENCY", "8".to_owned()),
+            ("JOB_LEASE_SECS", "2".to_owned()),
+            ("JOB_RETRY_BASE_MS", "300".to_owned()),
+            ("RECONCILE_INTERVAL_SECS", "1".to_owned()),
+            ("REAPER_INTERVAL_MS", "200".to_owned()),
+            ("PROMOTE_INTERVAL_MS", "20".to_owned()),
+            ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
+            ("DB_POOL_SIZE", "6".to_owned()),
+            ("WORKER_EXECUTION_LOG", self.exec_log.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in extra {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let envs: Vec<(String, String)> = env.into_iter().collect();
+        let mut worker = Running::spawn(
+            env!("CARGO_BIN_EXE_worker"),
+            &[],
+            &envs,
+            format!("http://127.0.0.1:{port}"),
+        );
+        worker
+            .wait_until_ok("/readyz", Duration::from_secs(30))
+            .await;
+        worker
+    }
+
+    pub async fn submit(&self, body: Value) -> Uuid {
+        self.submit_as(&self.user, body).await
+    }
+
+    pub async fn submit_as(&self, user: &User, body: Value) -> Uuid {
+        let response = self
+            .client
+            .post(format!("{}/api/jobs/submit", self.base))
+            .bearer_auth(&user.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["job"]["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn post(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.user.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn job(&self, id: Uuid) -> Job {
+        let mut conn = self.pool.get().await.unwrap();
+        persistence::jobs::find(&mut conn, id, None)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Waits until `check` holds for the job, failing after `timeout`.
+    pub async fn wait_for(&self, id: Uuid, timeout: Duration, check: impl Fn(&Job) -> bool) -> Job {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await;
+            if check(&job) {
+                return job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting; job is {job:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn wait_status(&self, id: Uuid, status: &str, timeout: Duration) -> Job {
+        self.wait_for(id, timeout, |job| job.status == status).await
+    }
+
+    pub async fn count(&self, status: &str) -> i64 {
+        let mut conn = self.pool.get().await.unwrap();
+        persistence::jobs::count_by_status(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| n)
+    }
+
+    pub async fn wait_count(&self, status: &str, n: i64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let count = self.count(status).await;
+            if count >= n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {count} of {n} jobs are {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Executions recorded by the workers: (job, attempt, unix ms).
+    pub fn executions(&self) -> Vec<(Uuid, i32, i64)> {
+        std::fs::read_to_string(&self.exec_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let mut parts = line.split(' ');
+                (
+                    parts.next().unwrap().parse().unwrap(),
+                    parts.next().unwrap().parse().unwrap(),
+                    parts.next().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn executions_of(&self, id: Uuid) -> Vec<(i32, i64)> {
+        self.executions()
+            .into_iter()
+            .filter(|(job, ..)| *job == id)
+            .map(|(_, a, t)| (a, t))
+            .collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.exec_log);
+    }
+}

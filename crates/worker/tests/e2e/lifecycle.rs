@@ -1,0 +1,220 @@
+//! A job's life with one worker: order, retries, schedules, cancellation, progress, events.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::Env;
+
+const T: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn higher_priority_runs_first_then_submission_order() {
+    let env = Env::start().await;
+    let _worker = env.worker(&[("WORKER_CONCURRENCY", "1")]).await;
+    let sleep = env
+        .submit(json!({"type": "sleep", "data": {"ms": 1500}}))
+        .await;
+    env.wait_status(sleep, "running", T).await;
+    let a = env.submit(json!({"type": "noop", "priority": 0})).await;
+    let b = env.submit(json!({"type": "noop", "priority": 0})).await;
+    let c = env.submit(json!({"type": "noop", "priority": 0})).await;
+    let urgent = env.submit(json!({"type": "noop", "priority": 10})).await;
+    for id in [sleep, a, b, c, urgent] {
+        env.wait_status(id, "completed", T).await;
+    }
+    let order: Vec<_> = env.executions().into_iter().map(|(id, ..)| id).collect();
+    assert_eq!(order, vec![sleep, urgent, a, b, c]);
+    let (sleep_done, urgent_started) = (
+        env.job(sleep).await.finished_at.unwrap(),
+        env.job(urgent).await.started_at.unwrap(),
+    );
+    assert!(urgent_started >= sleep_done - chrono::Duration::milliseconds(50));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_complete_fail_and_back_off_with_growing_delays() {
+    let env = Env::start().await;
+    let _worker = env.worker(&[]).await;
+    let flaky = env
+        .submit(json!({"type": "echo", "data": {"failTimes": 2, "v": 1}}))
+        .await;
+    let doomed = env
+        .submit(json!({"type": "noop", "data": {"shouldFail": true}, "max_attempts": 4}))
+        .await;
+
+    let job = env.wait_status(flaky, "completed", T).await;
+    assert_eq!(job.attempts, 3);
+    assert_eq!(job.result, Some(json!({"failTimes": 2, "v": 1})));
+    assert_eq!(job.progress, 100);
+
+    let job = env.wait_status(doomed, "failed", T).await;
+    assert_eq!(job.attempts, 4);
+    assert_eq!(job.attempts, job.max_attempts);
+    assert!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("shouldFail")),
+        "{job:?}"
+    );
+    assert!(job.finished_at.is_some());
+
+    let runs = env.executions_of(doomed);
+    assert_eq!(
+        runs.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    let gaps: Vec<i64> = runs.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(
+        gaps[0] >= 150,
+        "first retry waits about JOB_RETRY_BASE_MS: {gaps:?}"
+    );
+    assert!(
+        gaps[0] < gaps[1] && gaps[1] < gaps[2],
+        "delays grow: {gaps:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_jobs_wait_for_run_at() {
+    let env = Env::start().await;
+    let _worker = env.worker(&[]).await;
+    let run_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let id = env
+        .submit(json!({"type": "noop", "run_at": run_at.to_rfc3339()}))
+        .await;
+    assert_eq!(env.job(id).await.status, "scheduled");
+    let job = env.wait_status(id, "completed", T).await;
+    assert!(
+        job.started_at.unwrap() >= run_at - chrono::Duration::milliseconds(5),
+        "{job:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_pending_scheduled_and_running_jobs_and_retry_one() {
+    let env = Env::start().await;
+    let _worker = env.worker(&[("WORKER_CONCURRENCY", "1")]).await;
+    let long = env
+        .submit(json!({"type": "sleep", "data": {"ms": 20000}}))
+        .await;
+    env.wait_status(long, "running", T).await;
+    let queued = env.submit(json!({"type": "noop"})).await;
+    let later = env
+        .submit(json!({"type": "noop", "run_at": "2099-01-01T00:00:00Z"}))
+        .await;
+
+    for id in [queued, later, long] {
+        let (status, body) = env.post(&format!("/api/jobs/{id}/cancel")).await;
+        assert_eq!(
+            (status, body["job"]["status"].as_str()),
+            (200, Some("cancelled"))
+        );
+    }
+    // The running sleep stops at its next check, which frees the only slot.
+    let after = env.submit(json!({"type": "noop"})).await;
+    env.wait_status(after, "completed", Duration::from_secs(5))
+        .await;
+    assert_eq!(env.job(long).await.status, "cancelled");
+    assert!(env.executions_of(queued).is_empty() && env.executions_of(later).is_empty());
+
+    let (status, body) = env.post(&format!("/api/jobs/{queued}/retry")).await;
+    assert_eq!(
+        (
+            status,
+            body["job"]["status"].as_str(),
+            body["job"]["attempts"].as_i64()
+        ),
+        (200, Some("pending"), Some(0))
+    );
+    let job = env.wait_status(queued, "completed", T).await;
+    assert_eq!(job.attempts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_and_events_are_published_for_every_change() {
+    let env = Env::start().await;
+    let client = redis::Client::open(env.redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(job_queue::events_channel(env.redis.prefix(), env.user.id))
+        .await
+        .unwrap();
+    let _worker = env.worker(&[]).await;
+    let id = env
+        .submit(json!({"type": "sleep", "data": {"ms": 1200}}))
+        .await;
+    let mid = env
+        .wait_for(id, T, |job| job.status == "running" && job.progress > 0)
+        .await;
+    assert!(mid.progress < 100);
+    env.wait_status(id, "completed", T).await;
+
+    use futures_util::StreamExt as _;
+    let mut stream = pubsub.on_message();
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_millis(500), stream.next()).await
+    {
+        let event: Value = serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+        assert_eq!(event["event"], "jobUpdated");
+        let job = &event["data"]["job"];
+        seen.push((
+            job["status"].as_str().unwrap().to_owned(),
+            job["progress"].as_i64().unwrap(),
+        ));
+    }
+    assert_eq!(seen.first().map(|s| s.0.as_str()), Some("pending"));
+    assert_eq!(seen.last(), Some(&("completed".to_owned(), 100)));
+    assert!(seen.iter().any(|(s, p)| s == "running" && *p == 0));
+    assert!(
+        seen.iter()
+            .any(|(s, p)| s == "running" && *p > 0 && *p < 100),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handlers_produce_their_results_and_send_email_and_metrics() {
+    let env = Env::start().await;
+    let smtp = test_support::smtp::SmtpCapture::start().await;
+    let worker = env
+        .worker(&[
+            ("SMTP_URL", &smtp.url()),
+            ("MAIL_FROM", "Vault <vault@example.com>"),
+        ])
+        .await;
+    let hash = env
+        .submit(json!({"type": "hash", "data": {"text": "abc", "algorithm": "sha256"}}))
+        .await;
+    let email = env
+        .submit(json!({"type": "send_email", "data": {"to": env.user.email, "subject": "Hi", "body": "Hello there"}}))
+        .await;
+    let job = env.wait_status(hash, "completed", T).await;
+    assert_eq!(
+        job.result.unwrap()["hex"],
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    env.wait_status(email, "completed", T).await;
+    let messages = smtp.wait_for(&env.user.email, 1).await;
+    assert!(messages[0].data.contains("Hello there"));
+    assert_eq!(messages[0].header("Subject"), Some("Hi"));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let metrics = reqwest::get(format!("{}/metrics", worker.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("worker_jobs_total{type=\"hash\",outcome=\"completed\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("worker_job_duration_seconds"));
+    assert!(metrics.contains("queue_depth{state=\"ready\"}"));
+    let health = reqwest::get(format!("{}/healthz", worker.base_url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}

@@ -1,0 +1,8 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! End to end: the job service (in-process) and real worker processes on one PostgreSQL and
+//! one Redis, each test with its own database and key prefix.
+
+mod harness;
+mod lifecycle;
+mod resilience;
+mod startup;
