@@ -21,8 +21,8 @@ pub struct Settings {
     pub app_env: String,
     /// `DATABASE_URL`.
     pub database_url: String,
-    /// `DATABASE_POOL_SIZE`: most PostgreSQL connections held open.
-    pub database_pool_size: usize,
+    /// `DB_POOL_SIZE`: most PostgreSQL connections held open.
+    pub db_pool_size: usize,
     /// `REDIS_URL`.
     pub redis_url: String,
     /// `REDIS_PREFIX`: every Redis key of this service starts with it.
@@ -80,7 +80,7 @@ impl Default for Settings {
         Self {
             app_env: "development".to_owned(),
             database_url: "postgres://localhost/taskvault".to_owned(),
-            database_pool_size: 16,
+            db_pool_size: 16,
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             redis_prefix: "tv:".to_owned(),
             auth_addr: "127.0.0.1:8081".to_owned(),
@@ -122,7 +122,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("app_env", &self.app_env)
             .field("database_url", &redacted(Some(&self.database_url)))
-            .field("database_pool_size", &self.database_pool_size)
+            .field("db_pool_size", &self.db_pool_size)
             .field("redis_url", &redacted(Some(&self.redis_url)))
             .field("redis_prefix", &self.redis_prefix)
             .field("auth_addr", &self.auth_addr)
@@ -251,11 +251,8 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        if self.database_pool_size == 0 {
-            return Err(SettingsError::invalid(
-                "DATABASE_POOL_SIZE",
-                "must be at least 1",
-            ));
+        if self.db_pool_size == 0 {
+            return Err(SettingsError::invalid("DB_POOL_SIZE", "must be at least 1"));
         }
         if !(4..=31).contains(&self.bcrypt_cost) {
             return Err(SettingsError::invalid(

@@ -82,7 +82,7 @@ impl Application {
             tracing::info!(applied, "database migrations applied");
         }
         let mut pool_settings = persistence::PoolSettings::new(settings.database_url.clone());
-        pool_settings.max_size = settings.database_pool_size;
+        pool_settings.max_size = settings.db_pool_size;
         let pg = persistence::pool::build_pool(&pool_settings)?;
         let redis = service_kit::redis_pool::build(&settings.redis_url, 16)?;
 

@@ -33,7 +33,7 @@ pub fn test_settings(db: &TestDb, redis: &TestRedis, smtp: &SmtpCapture) -> Sett
         frontend_url: FRONTEND.to_owned(),
         bcrypt_cost: 4,
         auth_rate_limit_per_minute: 10_000,
-        database_pool_size: 4,
+        db_pool_size: 4,
         ..Settings::default()
     }
 }
