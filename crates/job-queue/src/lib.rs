@@ -39,12 +39,12 @@ pub enum QueueError {
 
 /// Priorities span −1000..=1000; `(MAX_PRIORITY - priority)` puts the highest first.
 const MAX_PRIORITY: i64 = 1000;
-/// Milliseconds since the epoch fit in 41 bits until 2039.
-const TIME_BITS: u32 = 41;
+/// Milliseconds since the epoch fit in 42 bits until the year 2109.
+const TIME_BITS: u32 = 42;
 
-/// The ready-set score of a job: `(1000 - priority) * 2^41 + created_at_ms`. Lower pops
+/// The ready-set score of a job: `(1000 - priority) * 2^42 + created_at_ms`. Lower pops
 /// first, so higher priorities run first and, within one, older jobs do. The largest score
-/// (2000 · 2^41 + 2^41) stays below 2^53, so Redis's doubles hold it exactly.
+/// (2000 · 2^42 + 2^42 ≈ 8.8 · 10^15) stays below 2^53 ≈ 9.0 · 10^15, so Redis's doubles hold it exactly.
 pub fn ready_score(priority: i16, created_at: DateTime<Utc>) -> i64 {
     let time = created_at
         .timestamp_millis()
@@ -520,5 +520,31 @@ impl Coalescer {
             .map_err(|_| CoalescedError("the coalescer stopped".to_owned()))?;
         wait.await
             .map_err(|_| CoalescedError("the coalescer stopped".to_owned()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone as _, Utc};
+
+    use super::ready_score;
+
+    #[test]
+    fn scores_order_by_priority_then_time_and_stay_exact_in_a_double() {
+        let early = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
+        let late = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).single();
+        let (Some(early), Some(late)) = (early, late) else {
+            panic!("valid dates");
+        };
+        // Within a priority, older first, for the rest of the century.
+        assert!(ready_score(0, early) < ready_score(0, late));
+        let later = late + chrono::Duration::milliseconds(1);
+        assert!(ready_score(0, late) < ready_score(0, later));
+        // A higher priority submitted much later still comes first.
+        assert!(ready_score(1, late) < ready_score(0, early));
+        // The largest score a job can get is exact in an f64 (Redis scores are doubles).
+        let largest = ready_score(-1000, late);
+        assert!(largest < (1_i64 << 53));
+        assert_eq!(largest as f64 as i64, largest);
     }
 }

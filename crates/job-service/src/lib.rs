@@ -13,6 +13,7 @@ pub mod docs;
 pub mod error;
 pub mod routes;
 pub mod settings;
+pub mod testing;
 
 use std::net::TcpListener;
 use std::time::Duration;

@@ -253,28 +253,31 @@ pub async fn list(
         .await?)
 }
 
-/// What [`cancel`] did.
+/// What [`cancel`] or [`retry`] did.
 #[derive(Debug, Clone)]
-pub enum Cancelled {
-    /// Now `cancelled`; `was` is the status it had.
+pub enum Transition {
+    /// Changed; `was` is the status it had.
     Done {
         /// The job after the change.
         job: Job,
         /// Its status before.
         was: String,
     },
-    /// Already in a final state.
-    AlreadyFinished(Job),
+    /// The job's status does not allow the change.
+    Refused(Job),
     /// No such job (for this owner).
     NotFound,
 }
 
-/// Cancels a `pending`, `scheduled` or `running` job.
-pub async fn cancel(
+/// Applies `set` to the job `id` (of `owner`, when given) if its status is one of `from`
+/// (an SQL list), then tells apart a refused change from a job that does not exist.
+async fn transition(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     owner: Option<Uuid>,
-) -> Result<Cancelled, PersistenceError> {
+    set: &str,
+    from: &str,
+) -> Result<Transition, PersistenceError> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(embed)]
@@ -283,10 +286,9 @@ pub async fn cancel(
         was: String,
     }
     let sql = format!(
-        "UPDATE jobs j SET status = 'cancelled', finished_at = now(), updated_at = now() \
+        "UPDATE jobs j SET {set}, updated_at = now() \
          FROM (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE) old \
-         WHERE j.id = old.id AND ($2::uuid IS NULL OR j.user_id = $2) \
-           AND j.status IN ('pending', 'scheduled', 'running') \
+         WHERE j.id = old.id AND ($2::uuid IS NULL OR j.user_id = $2) AND j.status IN ({from}) \
          RETURNING {JOB_COLUMNS}, old.status AS was"
     );
     let row: Option<Row> = diesel::sql_query(sql)
@@ -296,26 +298,31 @@ pub async fn cancel(
         .await
         .optional()?;
     if let Some(row) = row {
-        return Ok(Cancelled::Done {
+        return Ok(Transition::Done {
             job: row.job,
             was: row.was,
         });
     }
     Ok(match find(conn, id, owner).await? {
-        Some(job) => Cancelled::AlreadyFinished(job),
-        None => Cancelled::NotFound,
+        Some(job) => Transition::Refused(job),
+        None => Transition::NotFound,
     })
 }
 
-/// What [`retry`] did.
-#[derive(Debug, Clone)]
-pub enum Retried {
-    /// Back to `pending` with `attempts` 0.
-    Done(Job),
-    /// Not `failed` or `cancelled`.
-    NotRetryable(Job),
-    /// No such job (for this owner).
-    NotFound,
+/// Cancels a `pending`, `scheduled` or `running` job.
+pub async fn cancel(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> Result<Transition, PersistenceError> {
+    transition(
+        conn,
+        id,
+        owner,
+        "status = 'cancelled', finished_at = now()",
+        "'pending', 'scheduled', 'running'",
+    )
+    .await
 }
 
 /// Puts a `failed` or `cancelled` job back to `pending`, attempts, progress and error cleared.
@@ -323,26 +330,16 @@ pub async fn retry(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     owner: Option<Uuid>,
-) -> Result<Retried, PersistenceError> {
-    let sql = format!(
-        "UPDATE jobs j SET status = 'pending', attempts = 0, progress = 0, last_error = NULL, \
-           result = NULL, run_at = NULL, started_at = NULL, finished_at = NULL, updated_at = now() \
-         WHERE j.id = $1 AND ($2::uuid IS NULL OR j.user_id = $2) AND j.status IN ('failed', 'cancelled') \
-         RETURNING {JOB_COLUMNS}"
-    );
-    let job: Option<Job> = diesel::sql_query(sql)
-        .bind::<diesel::sql_types::Uuid, _>(id)
-        .bind::<Nullable<diesel::sql_types::Uuid>, _>(owner)
-        .get_result(conn)
-        .await
-        .optional()?;
-    if let Some(job) = job {
-        return Ok(Retried::Done(job));
-    }
-    Ok(match find(conn, id, owner).await? {
-        Some(job) => Retried::NotRetryable(job),
-        None => Retried::NotFound,
-    })
+) -> Result<Transition, PersistenceError> {
+    transition(
+        conn,
+        id,
+        owner,
+        "status = 'pending', attempts = 0, progress = 0, last_error = NULL, result = NULL, \
+         run_at = NULL, started_at = NULL, finished_at = NULL",
+        "'failed', 'cancelled'",
+    )
+    .await
 }
 
 /// Job counts for `/api/jobs/stats`.
@@ -354,28 +351,31 @@ pub struct Stats {
     pub pending_by_priority: Vec<(i16, i64)>,
 }
 
-/// Counts the jobs of `owner`, or of everyone.
+/// Counts the jobs of `owner`, or of everyone, in one statement (grouped by status and
+/// priority, then summed here).
 pub async fn stats(
     conn: &mut AsyncPgConnection,
     owner: Option<Uuid>,
 ) -> Result<Stats, PersistenceError> {
-    let mut by_status = jobs::table
-        .group_by(jobs::status)
-        .select((jobs::status, diesel::dsl::count_star()))
-        .into_boxed();
-    let mut pending = jobs::table
-        .filter(jobs::status.eq("pending"))
-        .group_by(jobs::priority)
-        .select((jobs::priority, diesel::dsl::count_star()))
+    let mut query = jobs::table
+        .group_by((jobs::status, jobs::priority))
+        .select((jobs::status, jobs::priority, diesel::dsl::count_star()))
         .into_boxed();
     if let Some(owner) = owner {
-        by_status = by_status.filter(jobs::user_id.eq(owner));
-        pending = pending.filter(jobs::user_id.eq(owner));
+        query = query.filter(jobs::user_id.eq(owner));
     }
-    Ok(Stats {
-        by_status: by_status.load(conn).await?,
-        pending_by_priority: pending.load(conn).await?,
-    })
+    let groups: Vec<(String, i16, i64)> = query.load(conn).await?;
+    let mut stats = Stats::default();
+    for (status, priority, n) in groups {
+        if status == "pending" {
+            stats.pending_by_priority.push((priority, n));
+        }
+        match stats.by_status.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, total)) => *total += n,
+            None => stats.by_status.push((status, n)),
+        }
+    }
+    Ok(stats)
 }
 
 /// The email address of a user and whether it is verified (for `send_email` checks).
@@ -397,14 +397,29 @@ pub async fn claim(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<Job>, PersistenceError> {
+    update_each(
+        conn,
+        ids,
+        "status = 'running', attempts = j.attempts + 1, fence = j.fence + 1, progress = 0, \
+         started_at = now(), updated_at = now()",
+        "j.status IN ('pending', 'scheduled')",
+    )
+    .await
+}
+
+/// Applies `set` to the jobs `ids` that match `filter` and returns the changed rows; one
+/// statement whatever the number of ids, none for no ids.
+async fn update_each(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+    set: &str,
+    filter: &str,
+) -> Result<Vec<Job>, PersistenceError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, fence = j.fence + 1, \
-           progress = 0, started_at = now(), updated_at = now() \
-         WHERE j.id = ANY($1) AND j.status IN ('pending', 'scheduled') \
-         RETURNING {JOB_COLUMNS}"
+        "UPDATE jobs j SET {set} WHERE j.id = ANY($1) AND {filter} RETURNING {JOB_COLUMNS}"
     );
     Ok(diesel::sql_query(sql)
         .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
@@ -513,22 +528,16 @@ pub async fn reap(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<Job>, PersistenceError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "UPDATE jobs j SET \
-           status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END, \
-           last_error = 'attempt ' || j.attempts || ' lost its lease (worker stopped or hung)', \
-           finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() ELSE NULL END, \
-           updated_at = now() \
-         WHERE j.id = ANY($1) AND j.status = 'running' \
-         RETURNING {JOB_COLUMNS}"
-    );
-    Ok(diesel::sql_query(sql)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-        .load(conn)
-        .await?)
+    update_each(
+        conn,
+        ids,
+        "status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END, \
+         last_error = 'attempt ' || j.attempts || ' lost its lease (worker stopped or hung)', \
+         finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() ELSE NULL END, \
+         updated_at = now()",
+        "j.status = 'running'",
+    )
+    .await
 }
 
 /// Moves due `scheduled` jobs among `ids` to `pending`; returns the changed rows.
@@ -536,17 +545,13 @@ pub async fn promote(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<Job>, PersistenceError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "UPDATE jobs j SET status = 'pending', updated_at = now() \
-         WHERE j.id = ANY($1) AND j.status = 'scheduled' RETURNING {JOB_COLUMNS}"
-    );
-    Ok(diesel::sql_query(sql)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-        .load(conn)
-        .await?)
+    update_each(
+        conn,
+        ids,
+        "status = 'pending', updated_at = now()",
+        "j.status = 'scheduled'",
+    )
+    .await
 }
 
 /// What the reconciler needs to put a job back in the dispatch index.

@@ -1,9 +1,8 @@
 //! `POST /api/jobs/{id}/cancel`.
 
 use actix_web::{HttpResponse, web};
-use persistence::jobs::Cancelled;
 
-use super::IndexChange;
+use super::Action;
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -21,26 +20,5 @@ pub async fn cancel(
     user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = super::parse_id(&id)?;
-    let mut conn = state.conn().await?;
-    match persistence::jobs::cancel(&mut conn, id, user.scope()).await? {
-        Cancelled::Done { job, was } => {
-            drop(conn);
-            let change = if was == "running" {
-                IndexChange::None
-            } else {
-                IndexChange::Dequeue
-            };
-            super::announce(&state, &writes, &job, change).await;
-            Ok(super::job_response(HttpResponse::Ok(), &job))
-        }
-        Cancelled::AlreadyFinished(job) => Err(ApiError::Conflict(
-            "already_finished",
-            format!(
-                "The job is already {}; only pending, scheduled or running jobs can be cancelled.",
-                job.status
-            ),
-        )),
-        Cancelled::NotFound => Err(ApiError::NotFound),
-    }
+    super::change(&state, &writes, user, &id, Action::Cancel).await
 }

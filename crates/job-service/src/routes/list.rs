@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike as _, Utc};
 use domain::ValidationErrors;
 use domain::job::{JobStatus, JobType};
 use persistence::jobs::ListQuery;
@@ -143,12 +143,16 @@ pub fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}.{}", created_at.timestamp_micros(), id.simple()))
 }
 
-/// The position a cursor names, if it is one.
+/// The position a cursor names, if it is one. Its time must lie in years 1..=9999: every
+/// job's does, and PostgreSQL refuses times before 4713 BC that chrono would accept.
 pub fn decode_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (micros, id) = text.split_once('.')?;
     let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    if !(1..=9999).contains(&at.year()) {
+        return None;
+    }
     Some((at, Uuid::parse_str(id).ok()?))
 }
 
@@ -163,5 +167,7 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(at, id)), Some((at, id)));
         assert_eq!(decode_cursor("nope"), None);
         assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("x.y")), None);
+        let ancient = format!("{}.{}", -8_000_000_000_000_000_000_i64, id.simple());
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode(ancient)), None);
     }
 }

@@ -9,11 +9,12 @@ pub mod submit;
 
 use actix_web::{HttpResponse, web};
 use job_queue::Entry;
-use persistence::jobs::Job;
+use persistence::jobs::{Job, Transition};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::auth::AuthUser;
 use crate::error::ApiError;
 
 /// Mounts every job route. Literal paths come before `/{id}`.
@@ -82,5 +83,61 @@ pub(crate) async fn announce(
     batch.publish(job.user_id, &job.to_json());
     if let Err(error) = writes.send(batch).await {
         tracing::warn!(job = %job.id, %error, "Redis write failed after commit; the reconciler will repair the index");
+    }
+}
+
+/// A status change a client asks for: `cancel` or `retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// `POST /api/jobs/{id}/cancel`.
+    Cancel,
+    /// `POST /api/jobs/{id}/retry`.
+    Retry,
+}
+
+/// Applies `action` to the job `raw_id` of `user` (any job for an admin): 200 with the job,
+/// 404 for a job the caller cannot see, 409 when its status does not allow the change.
+pub(crate) async fn change(
+    state: &AppState,
+    writes: &job_queue::Coalescer,
+    user: AuthUser,
+    raw_id: &str,
+    action: Action,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(raw_id)?;
+    let mut conn = state.conn().await?;
+    let changed = match action {
+        Action::Cancel => persistence::jobs::cancel(&mut conn, id, user.scope()).await?,
+        Action::Retry => persistence::jobs::retry(&mut conn, id, user.scope()).await?,
+    };
+    drop(conn);
+    match changed {
+        Transition::Done { job, was } => {
+            let index = match action {
+                // A running job is in no queue; its worker notices the cancellation.
+                Action::Cancel if was == "running" => IndexChange::None,
+                Action::Cancel => IndexChange::Dequeue,
+                Action::Retry => IndexChange::Enqueue,
+            };
+            announce(state, writes, &job, index).await;
+            Ok(job_response(HttpResponse::Ok(), &job))
+        }
+        Transition::Refused(job) => Err(match action {
+            Action::Cancel => ApiError::Conflict(
+                "already_finished",
+                format!(
+                    "The job is already {}; only pending, scheduled or running jobs can be cancelled.",
+                    job.status
+                ),
+            ),
+            Action::Retry => ApiError::Conflict(
+                "not_retryable",
+                format!(
+                    "The job is {}; only failed or cancelled jobs can be retried.",
+                    job.status
+                ),
+            ),
+        }),
+        Transition::NotFound => Err(ApiError::NotFound),
     }
 }

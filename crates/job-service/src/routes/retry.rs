@@ -1,9 +1,8 @@
 //! `POST /api/jobs/{id}/retry`.
 
 use actix_web::{HttpResponse, web};
-use persistence::jobs::Retried;
 
-use super::IndexChange;
+use super::Action;
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -20,21 +19,5 @@ pub async fn retry(
     user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = super::parse_id(&id)?;
-    let mut conn = state.conn().await?;
-    match persistence::jobs::retry(&mut conn, id, user.scope()).await? {
-        Retried::Done(job) => {
-            drop(conn);
-            super::announce(&state, &writes, &job, IndexChange::Enqueue).await;
-            Ok(super::job_response(HttpResponse::Ok(), &job))
-        }
-        Retried::NotRetryable(job) => Err(ApiError::Conflict(
-            "not_retryable",
-            format!(
-                "The job is {}; only failed or cancelled jobs can be retried.",
-                job.status
-            ),
-        )),
-        Retried::NotFound => Err(ApiError::NotFound),
-    }
+    super::change(&state, &writes, user, &id, Action::Retry).await
 }

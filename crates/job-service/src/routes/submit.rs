@@ -68,23 +68,7 @@ pub async fn submit(
     }
 
     let mut errors = ValidationErrors::new();
-    let job_type = match body.job_type.parse::<JobType>() {
-        Ok(job_type) => Some(job_type),
-        Err(e) => {
-            let known = JobType::ALL.map(JobType::as_str).join(", ");
-            if errors.is_empty() && body.priority.is_none_or(|p| Priority::parse(p).is_ok()) {
-                return Err(ApiError::Validation(
-                    e,
-                    Some(format!(
-                        "Unknown job type `{}`; known types: {known}.",
-                        body.job_type
-                    )),
-                ));
-            }
-            errors.merge(e);
-            None
-        }
-    };
+    let job_type = errors.check(body.job_type.parse::<JobType>());
     let priority = body.priority.map_or(Some(Priority::default()), |p| {
         errors.check(Priority::parse(p))
     });
@@ -113,7 +97,14 @@ pub async fn submit(
     let (Some(job_type), Some(priority), Some(max_attempts), true) =
         (job_type, priority, max_attempts, errors.is_empty())
     else {
-        return Err(ApiError::Validation(errors, None));
+        let detail = job_type.is_none().then(|| {
+            let known = JobType::ALL.map(JobType::as_str).join(", ");
+            format!(
+                "Unknown job type `{}`; known types: {known}. See `errors` for every field to change.",
+                body.job_type
+            )
+        });
+        return Err(ApiError::Validation(errors, detail));
     };
 
     let now = Utc::now();

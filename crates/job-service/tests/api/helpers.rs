@@ -1,15 +1,12 @@
 //! A job service started in-process on a free port, with users minted straight into its
 //! database and tokens signed by a test key whose public half the service trusts.
 
-use std::time::Duration;
-
-use access_token::{Claims, SigningKey, TokenSettings};
+use access_token::SigningKey;
 use diesel_async::RunQueryDsl as _;
-use domain::{Role, SessionId, UserId};
-use job_service::{Application, Settings};
+use domain::Role;
+use job_service::testing::TestBackends;
 use serde_json::Value;
 use test_support::{TestDb, TestRedis};
-use uuid::Uuid;
 
 pub struct TestApp {
     pub _db: TestDb,
@@ -20,35 +17,21 @@ pub struct TestApp {
     pub pool: persistence::PgPool,
 }
 
-#[derive(Clone)]
-pub struct User {
-    pub id: Uuid,
-    pub email: String,
-    pub token: String,
-    pub sid: SessionId,
-}
+pub type User = job_service::testing::TestUser;
 
 impl TestApp {
     pub async fn spawn() -> Self {
         let db = TestDb::create().await;
         let redis = TestRedis::new();
         let key = SigningKey::development();
-        let settings = Settings {
+        let base = job_service::testing::spawn(TestBackends {
             database_url: db.url().to_owned(),
             redis_url: redis.url(),
-            jobs_addr: "127.0.0.1:0".to_owned(),
-            auth_jwt_public_key: Some(key.public_pem()),
             redis_prefix: redis.prefix().to_owned(),
-            db_pool_size: 8,
-            redis_pool_size: 8,
-            http_workers: 2,
-            ..Settings::default()
-        };
-        let app = Application::build(settings)
-            .await
-            .expect("job service starts");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run());
+            public_key_pem: key.public_pem(),
+        })
+        .await
+        .expect("job service starts");
         let pool = db.pool();
         Self {
             _db: db,
@@ -61,31 +44,9 @@ impl TestApp {
     }
 
     pub async fn user(&self, role: Role, verified: bool) -> User {
-        let id = Uuid::now_v7();
-        let email = format!("u{}@example.com", id.simple());
-        let mut conn = self.pool.get().await.unwrap();
-        diesel::sql_query("INSERT INTO users (id, email, password_hash, role, email_verified) VALUES ($1, $2, 'x', $3, $4)")
-            .bind::<diesel::sql_types::Uuid, _>(id)
-            .bind::<diesel::sql_types::Text, _>(&email)
-            .bind::<diesel::sql_types::Text, _>(role.as_str())
-            .bind::<diesel::sql_types::Bool, _>(verified)
-            .execute(&mut conn)
+        job_service::testing::mint_user(&self.pool, &self.key, role, verified)
             .await
-            .unwrap();
-        let sid = SessionId::new();
-        let claims = Claims::new_access(
-            UserId(id),
-            role,
-            sid,
-            &TokenSettings::default(),
-            Duration::from_secs(900),
-        );
-        User {
-            id,
-            email,
-            token: self.key.sign(&claims).unwrap(),
-            sid,
-        }
+            .unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -126,6 +87,17 @@ impl TestApp {
                 .unwrap(),
         )
         .await
+    }
+
+    /// Forces a job into `status`, as a worker or the clock would.
+    pub async fn set_status(&self, id: &str, status: &str) {
+        let mut conn = self.pool.get().await.unwrap();
+        diesel::sql_query("UPDATE jobs SET status = $2 WHERE id = $1::uuid")
+            .bind::<diesel::sql_types::Text, _>(id)
+            .bind::<diesel::sql_types::Text, _>(status)
+            .execute(&mut conn)
+            .await
+            .unwrap();
     }
 
     pub async fn zscore(&self, set: &str, member: &str) -> Option<f64> {

@@ -73,6 +73,19 @@ async fn submit_refuses_bad_input_with_the_contract_codes() {
         "{body}"
     );
     assert!(body["errors"]["type"].is_array());
+    // An unknown type does not hide the other fields at fault.
+    let (status, body) = app
+        .submit(&user, json!({"type": "teleport", "max_attempts": 0}))
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["detail"].as_str().unwrap().contains("send_email"),
+        "{body}"
+    );
+    assert!(
+        body["errors"]["type"].is_array() && body["errors"]["max_attempts"].is_array(),
+        "{body}"
+    );
 
     for (bad, field) in [
         (json!({"type": "noop", "priority": 1001}), "priority"),
@@ -99,6 +112,14 @@ async fn submit_refuses_bad_input_with_the_contract_codes() {
         .await;
     assert_eq!(status, 201);
 
+    // `data` may serialize to exactly 64 KiB; one byte more is refused.
+    for (len, expected) in [(64 * 1024, 201), (64 * 1024 + 1, 413)] {
+        let pad = "x".repeat(len - r#"{"pad":""}"#.len());
+        let (status, body) = app
+            .submit(&user, json!({"type": "noop", "data": {"pad": pad}}))
+            .await;
+        assert_eq!(status, expected, "data of {len} bytes: {body}");
+    }
     let big = "x".repeat(64 * 1024);
     let (status, body) = app
         .submit(&user, json!({"type": "echo", "data": {"text": big}}))
@@ -333,6 +354,9 @@ async fn list_filters_and_rejects_bad_parameters() {
         "limit=101",
         "limit=x",
         "cursor=garbage",
+        "limit=1&limit=2",
+        // A well-formed cursor whose time PostgreSQL cannot represent (4713 BC is its floor).
+        "cursor=LTgwMDAwMDAwMDAwMDAwMDAwMDAuMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA",
     ] {
         let (status, body) = app.get(&user, &format!("/api/jobs/all?{bad}")).await;
         assert_eq!(
@@ -510,4 +534,72 @@ async fn health_metrics_and_docs_answer() {
         .await
         .unwrap();
     assert!(doc["paths"]["/api/jobs/submit"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_and_retry_answer_in_every_state() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let expected = [
+        ("pending", 200, 409),
+        ("scheduled", 200, 409),
+        ("running", 200, 409),
+        ("completed", 409, 409),
+        ("failed", 409, 200),
+        ("cancelled", 409, 200),
+    ];
+    for (state, cancel, retry) in expected {
+        for (action, code) in [("cancel", cancel), ("retry", retry)] {
+            let (_, job) = app.submit(&user, json!({"type": "noop"})).await;
+            let id = job["job"]["id"].as_str().unwrap().to_owned();
+            app.set_status(&id, state).await;
+            let (status, body) = app.post(&user, &format!("/api/jobs/{id}/{action}")).await;
+            assert_eq!(status, code, "{action} a {state} job: {body}");
+            let want = match (action, code) {
+                ("cancel", 200) => Some("cancelled"),
+                ("retry", 200) => Some("pending"),
+                _ => None,
+            };
+            match want {
+                Some(now) => assert_eq!(body["job"]["status"], now, "{action} {state}"),
+                None => assert_eq!(
+                    body["code"],
+                    if action == "cancel" {
+                        "already_finished"
+                    } else {
+                        "not_retryable"
+                    },
+                    "{action} {state}"
+                ),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_count_every_status_and_pending_jobs_by_priority() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    for priority in [5, 5, -3] {
+        app.submit(&user, json!({"type": "noop", "priority": priority}))
+            .await;
+    }
+    app.submit(
+        &user,
+        json!({"type": "noop", "priority": 5, "run_at": "2099-01-01T00:00:00Z"}),
+    )
+    .await;
+    let (_, doomed) = app
+        .submit(&user, json!({"type": "noop", "priority": 7}))
+        .await;
+    let id = doomed["job"]["id"].as_str().unwrap().to_owned();
+    app.post(&user, &format!("/api/jobs/{id}/cancel")).await;
+
+    let (status, stats) = app.get(&user, "/api/jobs/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stats["counts"],
+        json!({"pending": 3, "scheduled": 1, "running": 0, "completed": 0, "failed": 0, "cancelled": 1})
+    );
+    assert_eq!(stats["queue_depth"], json!({"5": 2, "-3": 1}));
 }

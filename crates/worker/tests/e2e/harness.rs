@@ -3,9 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use access_token::{Claims, SigningKey, TokenSettings};
-use diesel_async::RunQueryDsl as _;
-use domain::{Role, SessionId, UserId};
+use access_token::SigningKey;
+use domain::Role;
 use persistence::jobs::Job;
 use serde_json::Value;
 use test_support::process::Running;
@@ -20,80 +19,37 @@ pub struct Env {
     pub pool: persistence::PgPool,
     pub user: User,
     pub exec_log: std::path::PathBuf,
-    key: SigningKey,
 }
 
-#[derive(Clone)]
-pub struct User {
-    pub id: Uuid,
-    pub email: String,
-    pub token: String,
-}
+pub type User = job_service::testing::TestUser;
 
 impl Env {
     pub async fn start() -> Self {
         let db = TestDb::migrated().await;
         let redis = TestRedis::new();
         let key = SigningKey::development();
-        let settings = job_service::Settings {
+        let base = job_service::testing::spawn(job_service::testing::TestBackends {
             database_url: db.url().to_owned(),
             redis_url: redis.url(),
-            jobs_addr: "127.0.0.1:0".to_owned(),
-            auth_jwt_public_key: Some(key.public_pem()),
             redis_prefix: redis.prefix().to_owned(),
-            db_pool_size: 8,
-            redis_pool_size: 8,
-            http_workers: 2,
-            ..job_service::Settings::default()
-        };
-        let app = job_service::Application::build(settings)
-            .await
-            .expect("job service starts");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run());
+            public_key_pem: key.public_pem(),
+        })
+        .await
+        .expect("job service starts");
         let pool = db.pool();
         let exec_log =
             std::env::temp_dir().join(format!("tv-exec-{}.log", Uuid::new_v4().simple()));
-        let mut env = Self {
+        let user = job_service::testing::mint_user(&pool, &key, Role::User, true)
+            .await
+            .unwrap();
+        Self {
             db,
             redis,
             base,
             client: reqwest::Client::new(),
             pool,
-            user: User {
-                id: Uuid::nil(),
-                email: String::new(),
-                token: String::new(),
-            },
+            user,
             exec_log,
-            key,
-        };
-        env.user = env.new_user(Role::User).await;
-        env
-    }
-
-    pub async fn new_user(&self, role: Role) -> User {
-        let id = Uuid::now_v7();
-        let email = format!("u{}@example.com", id.simple());
-        let mut conn = self.pool.get().await.unwrap();
-        diesel::sql_query("INSERT INTO users (id, email, password_hash, role, email_verified) VALUES ($1, $2, 'x', $3, true)")
-            .bind::<diesel::sql_types::Uuid, _>(id)
-            .bind::<diesel::sql_types::Text, _>(&email)
-            .bind::<diesel::sql_types::Text, _>(role.as_str())
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let claims = Claims::new_access(
-            UserId(id),
-            role,
-            SessionId::new(),
-            &TokenSettings::default(),
-            Duration::from_secs(900),
-        );
-        User {
-            id,
-            email,
-            token: self.key.sign(&claims).unwrap(),
         }
     }
 

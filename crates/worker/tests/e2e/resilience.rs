@@ -79,7 +79,8 @@ async fn two_workers_run_a_thousand_jobs_each_exactly_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_finishes_short_jobs_releases_long_ones_and_exits_zero() {
     let env = Env::start().await;
-    let mut worker = env.worker(&[("SHUTDOWN_GRACE_SECS", "2")]).await;
+    // A grace period well beyond the short job's 800 ms, so a loaded machine still finishes it.
+    let mut worker = env.worker(&[("SHUTDOWN_GRACE_SECS", "4")]).await;
     let short = env
         .submit(json!({"type": "sleep", "data": {"ms": 800}}))
         .await;
