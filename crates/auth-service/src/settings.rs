@@ -7,7 +7,7 @@ use std::time::Duration;
 use access_token::{SigningKey, TokenSettings};
 use ipnet::IpNet;
 use serde::Deserialize;
-use service_kit::settings::{SettingsError, comma_list, socket_addr};
+use service_kit::settings::{SettingsError, at_least_one, comma_list, socket_addr};
 
 /// The longest lifetime any token, link or timeout may be given: ten years.
 const MAX_LIFETIME_SECS: u64 = 10 * 365 * 24 * 60 * 60;
@@ -219,17 +219,24 @@ impl Settings {
             }
         };
         let addr = socket_addr("AUTH_ADDR", &self.auth_addr)?;
-        for (name, value) in [
+        let lifetimes = [
             ("ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
             ("REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
             ("VERIFICATION_TTL_SECS", self.verification_ttl_secs),
             ("OTP_TTL_SECS", self.otp_ttl_secs),
             ("RESET_TTL_SECS", self.reset_ttl_secs),
             ("SMTP_TIMEOUT_SECS", self.smtp_timeout_secs),
-        ] {
-            if value == 0 {
-                return Err(SettingsError::invalid(name, "must be at least 1"));
-            }
+        ];
+        at_least_one(&lifetimes)?;
+        at_least_one(&[
+            (
+                "AUTH_RATE_LIMIT_PER_MINUTE",
+                u64::from(self.auth_rate_limit_per_minute),
+            ),
+            ("LOGIN_FAILURE_LIMIT", u64::from(self.login_failure_limit)),
+            ("DB_POOL_SIZE", self.db_pool_size as u64),
+        ])?;
+        for (name, value) in lifetimes {
             // Expiry times are computed as now + lifetime; beyond this they cannot be
             // represented, and every login would fail.
             if value > MAX_LIFETIME_SECS {
@@ -238,21 +245,6 @@ impl Settings {
                     format!("must be at most {MAX_LIFETIME_SECS} (ten years)"),
                 ));
             }
-        }
-        if self.auth_rate_limit_per_minute == 0 {
-            return Err(SettingsError::invalid(
-                "AUTH_RATE_LIMIT_PER_MINUTE",
-                "must be at least 1",
-            ));
-        }
-        if self.login_failure_limit == 0 {
-            return Err(SettingsError::invalid(
-                "LOGIN_FAILURE_LIMIT",
-                "must be at least 1",
-            ));
-        }
-        if self.db_pool_size == 0 {
-            return Err(SettingsError::invalid("DB_POOL_SIZE", "must be at least 1"));
         }
         if !(4..=31).contains(&self.bcrypt_cost) {
             return Err(SettingsError::invalid(

@@ -80,21 +80,11 @@ impl Settings {
     /// Checks values that deserialize but make no sense.
     pub fn check(&self) -> Result<(), SettingsError> {
         service_kit::settings::socket_addr("JOBS_ADDR", &self.jobs_addr)?;
-        if self.db_pool_size == 0 {
-            return Err(SettingsError::invalid("DB_POOL_SIZE", "must be at least 1"));
-        }
-        if self.redis_pool_size == 0 {
-            return Err(SettingsError::invalid(
-                "REDIS_POOL_SIZE",
-                "must be at least 1",
-            ));
-        }
-        if self.access_token_ttl_secs == 0 {
-            return Err(SettingsError::invalid(
-                "ACCESS_TOKEN_TTL_SECS",
-                "must be at least 1",
-            ));
-        }
+        service_kit::settings::at_least_one(&[
+            ("DB_POOL_SIZE", self.db_pool_size as u64),
+            ("REDIS_POOL_SIZE", self.redis_pool_size as u64),
+            ("ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
+        ])?;
         Ok(())
     }
 

@@ -54,6 +54,15 @@ pub fn comma_list(raw: &str) -> Vec<String> {
         .collect()
 }
 
+/// Refuses the first of `(name, value)` that is zero: counts, sizes, intervals and lifetimes
+/// must be at least 1.
+pub fn at_least_one(settings: &[(&str, u64)]) -> Result<(), SettingsError> {
+    match settings.iter().find(|(_, value)| *value == 0) {
+        Some((name, _)) => Err(SettingsError::invalid(name, "must be at least 1")),
+        None => Ok(()),
+    }
+}
+
 /// Parses a listen address, naming the setting on failure.
 pub fn socket_addr(name: &str, raw: &str) -> Result<std::net::SocketAddr, SettingsError> {
     raw.parse().map_err(|_| {
@@ -83,6 +92,11 @@ mod tests {
     fn lists_and_addresses() {
         assert_eq!(comma_list(" a, ,b "), vec!["a", "b"]);
         assert!(socket_addr("AUTH_ADDR", "127.0.0.1:1").is_ok());
+        assert!(at_least_one(&[("A", 1), ("B", 2)]).is_ok());
+        let err = at_least_one(&[("A", 1), ("B", 0)])
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("B: must be at least 1")));
         let err = socket_addr("AUTH_ADDR", "nope")
             .err()
             .map(|e| e.to_string());

@@ -103,7 +103,7 @@ impl Settings {
     /// Checks values that deserialize but make no sense.
     pub fn check(&self) -> Result<(), SettingsError> {
         service_kit::settings::socket_addr("WORKER_ADDR", &self.worker_addr)?;
-        let positive = [
+        service_kit::settings::at_least_one(&[
             ("WORKER_CONCURRENCY", self.worker_concurrency as u64),
             ("JOB_RETRY_BASE_MS", self.job_retry_base_ms),
             ("JOB_LEASE_SECS", self.job_lease_secs),
@@ -116,12 +116,7 @@ impl Settings {
             ("FLUSH_MAX", self.flush_max as u64),
             ("DB_POOL_SIZE", self.db_pool_size as u64),
             ("REDIS_POOL_SIZE", self.redis_pool_size as u64),
-        ];
-        for (name, value) in positive {
-            if value == 0 {
-                return Err(SettingsError::invalid(name, "must be at least 1"));
-            }
-        }
+        ])?;
         if self.job_retry_max_ms < self.job_retry_base_ms {
             return Err(SettingsError::invalid(
                 "JOB_RETRY_MAX_MS",
