@@ -52,7 +52,8 @@ use serde::{Deserialize, Serialize};
 pub use keys::{DEVELOPMENT_PRIVATE_KEY_PEM, Jwk, JwkSet, KeySet, SigningKey};
 pub use revocation::{RevocationError, RevocationList};
 pub use verifier::{
-    JWKS_FETCH_TIMEOUT, JWKS_MAX_AGE, JWKS_REFETCH_INTERVAL, LEEWAY_SECS, Verifier,
+    JWKS_FETCH_TIMEOUT, JWKS_MAX_AGE, JWKS_REFETCH_INTERVAL, LEEWAY_SECS, VERIFIED_TOKEN_TTL,
+    Verifier,
 };
 
 /// The value of the `typ` claim of every access token.

@@ -1,5 +1,6 @@
 //! Verifying access tokens against a static key set or the auth service's JWKS.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,9 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::{ACCESS_TOKEN_TYPE, Claims, KeySet, RevocationList, TokenSettings, VerifyError};
+use crate::{
+    ACCESS_TOKEN_TYPE, Claims, KeySet, RevocationList, TokenSettings, VerifyError, unix_now,
+};
 
 /// Clock-skew allowance for `exp`, in seconds: a token is accepted until `exp + 5 s`, so a
 /// verifier whose clock runs a little ahead of the auth service's does not refuse fresh tokens.
@@ -36,6 +39,13 @@ const MAX_JWKS_BYTES: usize = 64 * 1024;
 /// The longest token we look at; real access tokens are well under 1 KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// How long a verified token's signature check is reused. Short, so that a signing key
+/// withdrawn from the auth service's JWKS stops being trusted soon after the verifier notices.
+pub const VERIFIED_TOKEN_TTL: Duration = Duration::from_secs(60);
+
+/// Most tokens remembered as verified; past this the cache is pruned.
+const VERIFIED_TOKENS_MAX: usize = 50_000;
+
 /// The claims every access token must carry.
 const REQUIRED_CLAIMS: [&str; 8] = ["sub", "role", "sid", "typ", "iss", "aud", "iat", "exp"];
 
@@ -49,6 +59,7 @@ pub struct Verifier {
     validation: Arc<Validation>,
     keys: Arc<KeySource>,
     revocations: Option<RevocationList>,
+    verified: Arc<Mutex<HashMap<String, (Claims, Instant)>>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -131,6 +142,7 @@ impl Verifier {
             validation: Arc::new(validation),
             keys: Arc::new(keys),
             revocations: None,
+            verified: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -140,12 +152,24 @@ impl Verifier {
     /// `kid` must name one of our keys ([`VerifyError::UnknownKey`]); any other header field
     /// (`jwk`, `jku`, `x5u`, …) is ignored. Then the signature, `exp`, `iss`, `aud`, the
     /// presence of every claim, `typ` and finally revocation are checked.
+    ///
+    /// An Ed25519 check costs more than the rest of a typical request and clients send the
+    /// same token many times, so a token that passed is remembered for
+    /// [`VERIFIED_TOKEN_TTL`] (never past its `exp`); revocation is checked on every call.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
-        let kid = read_header(token)?;
-        let key = self.key(&kid).await?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation)
-            .map_err(|e| map_jwt_error(e.kind()))?;
-        let claims = claims_from_map(data.claims)?;
+        let claims = match self.remembered(token) {
+            Some(claims) => claims,
+            None => {
+                let kid = read_header(token)?;
+                let key = self.key(&kid).await?;
+                let data =
+                    jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation)
+                        .map_err(|e| map_jwt_error(e.kind()))?;
+                let claims = claims_from_map(data.claims)?;
+                self.remember(token, &claims);
+                claims
+            }
+        };
         if let Some(revocations) = &self.revocations {
             match revocations.is_revoked(claims.sid).await {
                 Ok(false) => {}
@@ -154,6 +178,30 @@ impl Verifier {
             }
         }
         Ok(claims)
+    }
+
+    fn verified(&self) -> MutexGuard<'_, HashMap<String, (Claims, Instant)>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remembered(&self, token: &str) -> Option<Claims> {
+        let now = unix_now();
+        self.verified()
+            .get(token)
+            .filter(|(claims, at)| still_good(claims, *at, now))
+            .map(|(claims, _)| claims.clone())
+    }
+
+    fn remember(&self, token: &str, claims: &Claims) {
+        let mut verified = self.verified();
+        if verified.len() >= VERIFIED_TOKENS_MAX {
+            let now = unix_now();
+            verified.retain(|_, (claims, at)| still_good(claims, *at, now));
+            if verified.len() >= VERIFIED_TOKENS_MAX {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_owned(), (claims.clone(), Instant::now()));
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, VerifyError> {
@@ -165,6 +213,12 @@ impl Verifier {
 }
 
 /// Checks the JWS shape and the header's `alg`, and returns its `kid`.
+/// A remembered verification is reused while young and while the token has not expired.
+fn still_good(claims: &Claims, verified_at: Instant, now: i64) -> bool {
+    verified_at.elapsed() < VERIFIED_TOKEN_TTL
+        && claims.exp.saturating_add(LEEWAY_SECS as i64) > now
+}
+
 fn read_header(token: &str) -> Result<String, VerifyError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyError::Malformed);

@@ -35,8 +35,8 @@ pub struct AppState {
     pub pg: PgPool,
     /// The dispatch index.
     pub queue: Queue,
-    /// Access-token verification (with revocations).
-    pub auth: auth::Authenticator,
+    /// Access-token verification, revoked sessions included.
+    pub verifier: access_token::Verifier,
 }
 
 impl AppState {
@@ -104,7 +104,7 @@ impl Application {
         let state = web::Data::new(AppState {
             pg: pg.clone(),
             queue: Queue::new(redis.clone(), &settings.redis_prefix),
-            auth: auth::Authenticator::new(verifier, revocations),
+            verifier: verifier.with_revocations(revocations),
         });
         let readiness = web::Data::new(Readiness { pg, redis });
         let origins = AllowedOrigins::new(settings.origins());

@@ -95,6 +95,30 @@ pub async fn csrf_guard<B: MessageBody>(
         .map(ServiceResponse::map_into_left_body)
 }
 
+/// Name of the cookie that carries the access token (set by the auth service, read by both).
+pub const ACCESS_COOKIE: &str = "access_token";
+
+/// The access token a request carries, if any: `Authorization: Bearer <token>` (the scheme
+/// in any case) first, else the [`ACCESS_COOKIE`] cookie.
+pub fn presented_access_token(req: &HttpRequest) -> Option<String> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        })
+        .filter(|t| !t.is_empty());
+    bearer.or_else(|| {
+        req.cookie(ACCESS_COOKIE)
+            .map(|c| c.value().to_owned())
+            .filter(|t| !t.is_empty())
+    })
+}
+
 /// Counts and times every request by route pattern and status (`http_requests_total`,
 /// `http_request_duration_seconds`), and logs server errors.
 pub async fn observe<B: MessageBody>(
