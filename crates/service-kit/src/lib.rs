@@ -5,12 +5,14 @@
 //! - [`problem`]: RFC 9457 problem documents, the one error body of every HTTP service.
 //! - [`json`]: a strict JSON body extractor (415 / 413 / 400 / 422 as the contract says).
 //! - [`http`]: CORS, CSRF, request metrics and logging, default 404s, API docs.
+//! - [`mail`]: outgoing email through SMTP, or to the log without `SMTP_URL`.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`redis_pool`]: the deadpool Redis pool and key prefixes.
 
 pub mod health;
 pub mod http;
 pub mod json;
+pub mod mail;
 pub mod problem;
 pub mod redis_pool;
 pub mod settings;

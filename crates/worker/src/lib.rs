@@ -57,8 +57,12 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     pool_settings.max_size = settings.db_pool_size;
     let pg = persistence::pool::build_pool(&pool_settings)?;
     let redis = service_kit::redis_pool::build(&settings.redis_url, settings.redis_pool_size)?;
-    let mailer = Mailer::new(settings.smtp_url.as_deref(), &settings.mail_from)
-        .map_err(|e| StartError::Settings(service_kit::settings::SettingsError(e)))?;
+    let mailer = Mailer::new(
+        settings.smtp_url.as_deref(),
+        &settings.mail_from,
+        Duration::from_secs(settings.smtp_timeout_secs),
+    )
+    .map_err(|e| StartError::Settings(service_kit::settings::SettingsError(e.to_string())))?;
     let exec_log = match &settings.worker_execution_log {
         Some(path) if !path.is_empty() => Some(Mutex::new(
             std::fs::OpenOptions::new()

@@ -19,6 +19,8 @@ pub struct Settings {
     pub redis_prefix: String,
     /// `SMTP_URL`: where `send_email` jobs send; unset, emails are logged instead.
     pub smtp_url: Option<String>,
+    /// `SMTP_TIMEOUT_SECS`: how long one delivery may take before the attempt fails.
+    pub smtp_timeout_secs: u64,
     /// `MAIL_FROM`: sender of `send_email` jobs.
     pub mail_from: String,
     /// `WORKER_CONCURRENCY`: jobs executed at once.
@@ -69,6 +71,7 @@ impl Default for Settings {
             worker_addr: "127.0.0.1:8083".to_owned(),
             redis_prefix: "tv:".to_owned(),
             smtp_url: None,
+            smtp_timeout_secs: 10,
             mail_from: "Task Vault <no-reply@localhost>".to_owned(),
             worker_concurrency: 16,
             job_retry_base_ms: 1000,
@@ -107,6 +110,7 @@ impl Settings {
             ("WORKER_CONCURRENCY", self.worker_concurrency as u64),
             ("JOB_RETRY_BASE_MS", self.job_retry_base_ms),
             ("JOB_LEASE_SECS", self.job_lease_secs),
+            ("SMTP_TIMEOUT_SECS", self.smtp_timeout_secs),
             ("JOB_TIMEOUT_SECS", self.job_timeout_secs),
             ("RECONCILE_INTERVAL_SECS", self.reconcile_interval_secs),
             ("REAPER_INTERVAL_MS", self.reaper_interval_ms),

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use send_email::Mailer;
+pub use service_kit::mail::Mailer;
 
 /// Why an attempt failed (becomes the job's `last_error`).
 #[derive(Debug, thiserror::Error)]
