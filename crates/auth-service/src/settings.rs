@@ -7,7 +7,9 @@ use std::time::Duration;
 use access_token::{SigningKey, TokenSettings};
 use ipnet::IpNet;
 use serde::Deserialize;
-use service_kit::settings::{SettingsError, at_least_one, comma_list, socket_addr};
+use service_kit::settings::{
+    SettingsError, at_least_one, comma_list, redact_optional_url, redact_url, socket_addr,
+};
 
 /// The longest lifetime any token, link or timeout may be given: ten years.
 const MAX_LIFETIME_SECS: u64 = 10 * 365 * 24 * 60 * 60;
@@ -72,6 +74,8 @@ pub struct Settings {
     pub reset_ttl_secs: u64,
     /// `TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: String,
+    /// `METRICS_ADDR`: when set, `/metrics` is served only on this separate listener.
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for Settings {
@@ -105,6 +109,7 @@ impl Default for Settings {
             otp_ttl_secs: 600,
             reset_ttl_secs: 1_800,
             trusted_proxies: String::new(),
+            metrics_addr: None,
         }
     }
 }
@@ -121,15 +126,15 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("app_env", &self.app_env)
-            .field("database_url", &redacted(Some(&self.database_url)))
+            .field("database_url", &redact_url(&self.database_url))
             .field("db_pool_size", &self.db_pool_size)
-            .field("redis_url", &redacted(Some(&self.redis_url)))
+            .field("redis_url", &redact_url(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)
             .field("auth_addr", &self.auth_addr)
             .field("access_token_ttl_secs", &self.access_token_ttl_secs)
             .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
             .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
-            .field("smtp_url", &redacted(self.smtp_url.as_deref()))
+            .field("smtp_url", &redact_optional_url(self.smtp_url.as_deref()))
             .field("smtp_timeout_secs", &self.smtp_timeout_secs)
             .field("mail_from", &self.mail_from)
             .field("frontend_url", &self.frontend_url)
@@ -156,6 +161,7 @@ impl std::fmt::Debug for Settings {
             .field("otp_ttl_secs", &self.otp_ttl_secs)
             .field("reset_ttl_secs", &self.reset_ttl_secs)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }

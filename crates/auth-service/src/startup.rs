@@ -8,8 +8,9 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use service_kit::health::{self, Readiness};
 use service_kit::http::{
-    AllowedOrigins, configure_docs, configure_errors, cors, csrf_guard, not_found, observe,
+    AllowedOrigins, configure_docs, configure_errors, cors, csrf_guard, not_found, security_headers,
 };
+use service_kit::metrics::{MetricsListener, observe};
 use service_kit::settings::SettingsError;
 use utoipa::OpenApi as _;
 
@@ -47,6 +48,7 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<MetricsListener>,
 }
 
 impl Application {
@@ -76,6 +78,8 @@ impl Application {
             .local_addr()
             .map_err(|e| StartupError::Other(e.to_string()))?
             .port();
+
+        let metrics = MetricsListener::bind_setting(settings.metrics_addr.as_deref())?;
 
         let applied = persistence::migrate::run_pending(&settings.database_url).await?;
         if applied > 0 {
@@ -125,6 +129,12 @@ impl Application {
         });
         let readiness = web::Data::new(Readiness { pg, redis });
         let openapi = ApiDoc::openapi();
+        let health_routes = if metrics.is_some() {
+            health::configure_probes
+        } else {
+            health::configure
+        };
+        let hsts = state.settings.cookie_secure;
 
         let server = HttpServer::new(move || {
             let csrf_origins = origins.clone();
@@ -132,7 +142,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(readiness.clone())
                 .configure(configure_errors)
-                .configure(health::configure)
+                .configure(health_routes)
                 .configure(|cfg| configure_docs(cfg, openapi.clone()))
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
@@ -141,6 +151,9 @@ impl Application {
                 }))
                 .wrap(cors(&origins))
                 .wrap(middleware::from_fn(observe))
+                .wrap(middleware::from_fn(move |req, next| {
+                    security_headers(hsts, req, next)
+                }))
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {
@@ -149,8 +162,16 @@ impl Application {
         })?
         .shutdown_timeout(10)
         .run();
-        tracing::info!(port, "auth service listening");
-        Ok(Self { port, server })
+        tracing::info!(
+            port,
+            metrics_port = metrics.as_ref().map(MetricsListener::port),
+            "auth service listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            metrics,
+        })
     }
 
     /// The port the server is bound to.
@@ -158,8 +179,18 @@ impl Application {
         self.port
     }
 
+    /// The port of the separate `/metrics` listener, when `METRICS_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(MetricsListener::port)
+    }
+
     /// Serves until the process is told to stop (SIGINT/SIGTERM), draining in-flight requests.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let metrics = self.metrics.map(MetricsListener::spawn);
+        let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
+        result
     }
 }

@@ -25,6 +25,7 @@ use job_queue::Queue;
 use persistence::{PersistenceError, PgPool};
 use service_kit::health::Readiness;
 use service_kit::http::AllowedOrigins;
+use service_kit::metrics::MetricsListener;
 use service_kit::settings::SettingsError;
 
 pub use settings::Settings;
@@ -64,6 +65,7 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<MetricsListener>,
 }
 
 impl Application {
@@ -98,6 +100,13 @@ impl Application {
             settings.redis_prefix.clone(),
             Duration::from_secs(settings.access_token_ttl_secs),
         );
+        let metrics = MetricsListener::bind_setting(settings.metrics_addr.as_deref())?;
+        let health_routes = if metrics.is_some() {
+            service_kit::health::configure_probes
+        } else {
+            service_kit::health::configure
+        };
+        let hsts = settings.cookie_secure;
         // Only once every setting is known to be good: a typo must not migrate a database.
         persistence::migrate::run_pending(&settings.database_url).await?;
 
@@ -131,8 +140,11 @@ impl Application {
                     service_kit::http::csrf_guard(csrf_origins.clone(), req, next)
                 }))
                 .wrap(service_kit::http::cors(&origins))
-                .wrap(middleware::from_fn(service_kit::http::observe))
-                .configure(service_kit::health::configure)
+                .wrap(middleware::from_fn(service_kit::metrics::observe))
+                .wrap(middleware::from_fn(move |req, next| {
+                    service_kit::http::security_headers(hsts, req, next)
+                }))
+                .configure(health_routes)
                 .configure(routes::configure)
                 .configure(|cfg| service_kit::http::configure_docs(cfg, openapi.clone()))
                 .default_service(web::to(service_kit::http::not_found))
@@ -144,7 +156,11 @@ impl Application {
         };
         server = server.workers(workers);
         let server = server.listen(listener)?.run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            metrics,
+        })
     }
 
     /// The bound port.
@@ -152,8 +168,18 @@ impl Application {
         self.port
     }
 
+    /// The port of the separate `/metrics` listener, when `METRICS_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(MetricsListener::port)
+    }
+
     /// Serves until the process is told to stop (SIGTERM/SIGINT).
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let metrics = self.metrics.map(MetricsListener::spawn);
+        let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
+        result
     }
 }

@@ -3,8 +3,9 @@
 use serde::Deserialize;
 use service_kit::settings::SettingsError;
 
-/// Settings, named after their environment variables in lower case.
-#[derive(Debug, Clone, Deserialize)]
+/// Settings, named after their environment variables in lower case. `Debug` hides the
+/// credentials in URLs, so settings printed while debugging cannot leak them into logs.
+#[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// `DATABASE_URL`.
@@ -43,6 +44,11 @@ pub struct Settings {
     pub http_workers: usize,
     /// `REDIS_COALESCE`: merge the Redis writes of concurrent requests into one round trip.
     pub redis_coalesce: bool,
+    /// `METRICS_ADDR`: when set, `/metrics` is served only on this separate listener.
+    pub metrics_addr: Option<String>,
+    /// `COOKIE_SECURE`: the service is reached over HTTPS (as the auth service's cookies are
+    /// `Secure`), so responses carry `Strict-Transport-Security`.
+    pub cookie_secure: bool,
 }
 
 impl Default for Settings {
@@ -65,7 +71,56 @@ impl Default for Settings {
             redis_pool_size: 32,
             http_workers: 0,
             redis_coalesce: true,
+            metrics_addr: None,
+            cookie_secure: false,
         }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use service_kit::settings::redact_url;
+        // Destructured without `..`, so a new setting cannot be left out by mistake.
+        let Self {
+            database_url,
+            redis_url,
+            jobs_addr,
+            auth_url,
+            auth_jwt_public_key,
+            jwt_issuer,
+            jwt_audience,
+            access_token_ttl_secs,
+            cors_origins,
+            frontend_url,
+            redis_prefix,
+            log_format,
+            db_pool_size,
+            redis_pool_size,
+            http_workers,
+            redis_coalesce,
+            metrics_addr,
+            cookie_secure,
+        } = self;
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(database_url))
+            .field("redis_url", &redact_url(redis_url))
+            .field("jobs_addr", jobs_addr)
+            .field("auth_url", &redact_url(auth_url))
+            .field("auth_jwt_public_key", auth_jwt_public_key)
+            .field("jwt_issuer", jwt_issuer)
+            .field("jwt_audience", jwt_audience)
+            .field("access_token_ttl_secs", access_token_ttl_secs)
+            .field("cors_origins", cors_origins)
+            .field("frontend_url", frontend_url)
+            .field("redis_prefix", redis_prefix)
+            .field("log_format", log_format)
+            .field("db_pool_size", db_pool_size)
+            .field("redis_pool_size", redis_pool_size)
+            .field("http_workers", http_workers)
+            .field("redis_coalesce", redis_coalesce)
+            .field("metrics_addr", metrics_addr)
+            .field("cookie_secure", cookie_secure)
+            .finish()
     }
 }
 
@@ -93,5 +148,28 @@ impl Settings {
         service_kit::settings::comma_list(
             self.cors_origins.as_deref().unwrap_or(&self.frontend_url),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_credentials_in_urls() {
+        let settings = Settings {
+            database_url: "postgres://jobs:db-secret@db/taskvault".to_owned(),
+            redis_url: "redis://:redis-secret@cache:6379".to_owned(),
+            ..Settings::default()
+        };
+        let printed = format!("{settings:?}");
+        for secret in ["db-secret", "redis-secret"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(
+            printed.contains("postgres://jobs:***@db/taskvault"),
+            "{printed}"
+        );
+        assert!(printed.contains("db_pool_size: 32"), "{printed}");
     }
 }

@@ -1,10 +1,8 @@
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz` and `/readyz` (and, through [`crate::metrics`], `/metrics`).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use persistence::PgPool;
 use serde_json::json;
 
@@ -42,28 +40,16 @@ impl Readiness {
     }
 }
 
-/// The process-wide Prometheus recorder, installed on first use.
-pub fn metrics_handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let builder = PrometheusBuilder::new()
-            .set_buckets(&[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0, 60.0,
-            ])
-            .unwrap_or_else(|_| PrometheusBuilder::new());
-        match builder.install_recorder() {
-            Ok(handle) => handle,
-            // Another recorder is installed already (never in our binaries): metrics from
-            // this process go there, and this handle renders an empty page.
-            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-        }
-    })
+/// Registers `/healthz`, `/readyz` and `/metrics`: for a process without a separate
+/// `METRICS_ADDR` listener. Needs `web::Data<Readiness>`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    configure_probes(cfg);
+    crate::metrics::configure(cfg);
 }
 
-/// Registers `/healthz`, `/readyz` and `/metrics`; needs `web::Data<Readiness>`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    metrics_handle();
+/// Registers `/healthz` and `/readyz` only: for a process whose `/metrics` is on its
+/// [`crate::metrics::MetricsListener`]. Needs `web::Data<Readiness>`.
+pub fn configure_probes(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/healthz",
         web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
@@ -79,16 +65,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             } else {
                 HttpResponse::ServiceUnavailable().json(body)
             }
-        }),
-    )
-    .route(
-        "/metrics",
-        web::get().to(|| async {
-            let handle = metrics_handle();
-            handle.run_upkeep();
-            HttpResponse::Ok()
-                .content_type("text/plain; version=0.0.4")
-                .body(handle.render())
         }),
     );
 }

@@ -4,15 +4,18 @@
 //! - [`telemetry`]: `tracing` output, `pretty` or `json`.
 //! - [`problem`]: RFC 9457 problem documents, the one error body of every HTTP service.
 //! - [`json`]: a strict JSON body extractor (415 / 413 / 400 / 422 as the contract says).
-//! - [`http`]: CORS, CSRF, request metrics and logging, default 404s, API docs.
+//! - [`http`]: CORS, CSRF, security headers, default 404s, API docs.
+//! - [`metrics`]: the Prometheus recorder, request metrics and logging, the `METRICS_ADDR`
+//!   listener.
 //! - [`mail`]: outgoing email through SMTP, or to the log without `SMTP_URL`.
-//! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`health`]: `/healthz` and `/readyz`.
 //! - [`redis_pool`]: the deadpool Redis pool and key prefixes.
 
 pub mod health;
 pub mod http;
 pub mod json;
 pub mod mail;
+pub mod metrics;
 pub mod problem;
 pub mod redis_pool;
 pub mod settings;

@@ -73,6 +73,46 @@ pub fn socket_addr(name: &str, raw: &str) -> Result<std::net::SocketAddr, Settin
     })
 }
 
+/// A URL as `Debug` and logs may show it: the password of its user part and the values of
+/// query parameters that carry secrets (`password`, `pass`, `token`, ...) become `***`. Text
+/// that is not a URL is hidden entirely, since it could be anything.
+pub fn redact_url(raw: &str) -> String {
+    const SECRET_PARAMS: [&str; 5] = ["password", "pass", "passwd", "token", "secret"];
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return if raw.is_empty() {
+            String::new()
+        } else {
+            "<redacted>".to_owned()
+        };
+    };
+    if url.password().is_some() && url.set_password(Some("***")).is_err() {
+        return "<redacted>".to_owned();
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                (
+                    k.into_owned(),
+                    if secret {
+                        "***".to_owned()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+/// [`redact_url`] for an optional URL.
+pub fn redact_optional_url(raw: Option<&str>) -> Option<String> {
+    raw.map(redact_url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +126,28 @@ mod tests {
             msg.starts_with("ACCESS_TOKEN_TTL_SECS: invalid type"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/tv?sslmode=require&password=p2"),
+            "postgres://app:***@db:5432/tv?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("redis://:s3cret@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url("smtps://u:pw@mail.example.com"),
+            "smtps://u:***@mail.example.com"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("not a url with s3cret"), "<redacted>");
+        assert_eq!(redact_optional_url(None), None);
     }
 
     #[test]

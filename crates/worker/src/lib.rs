@@ -73,6 +73,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         _ => None,
     };
 
+    let metrics =
+        service_kit::metrics::MetricsListener::bind_setting(settings.metrics_addr.as_deref())?;
+    let health_routes = if metrics.is_some() {
+        service_kit::health::configure_probes
+    } else {
+        service_kit::health::configure
+    };
+
     // Only once every setting is known to be good: a typo must not migrate a database.
     persistence::migrate::run_pending(&settings.database_url).await?;
 
@@ -83,7 +91,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(readiness.clone())
-            .configure(service_kit::health::configure)
+            .configure(health_routes)
     })
     .workers(1)
     .disable_signals()
@@ -91,6 +99,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     .run();
     let server_handle = server.handle();
     let server_task = tokio::spawn(server);
+    let metrics = metrics.map(service_kit::metrics::MetricsListener::spawn);
 
     let (tx, rx) = mpsc::channel(settings.flush_max.max(1024) * 4);
     let shared = Arc::new(Shared {
@@ -190,6 +199,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     while maintenance.join_next().await.is_some() {}
     server_handle.stop(true).await;
     let _ = server_task.await;
+    if let Some(metrics) = metrics {
+        metrics.stop(true).await;
+    }
     tracing::info!("worker stopped");
     Ok(())
 }

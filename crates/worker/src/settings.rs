@@ -5,8 +5,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use service_kit::settings::SettingsError;
 
-/// Settings, named after their environment variables in lower case.
-#[derive(Debug, Clone, Deserialize)]
+/// Settings, named after their environment variables in lower case. `Debug` hides the
+/// credentials in URLs, so settings printed while debugging cannot leak them into logs.
+#[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// `DATABASE_URL`.
@@ -61,6 +62,9 @@ pub struct Settings {
     /// `WORKER_EXECUTION_LOG`: test aid. When set, every handler execution appends a line
     /// `<job id> <attempt> <unix ms>` to this file, so tests can count executions.
     pub worker_execution_log: Option<String>,
+    /// `METRICS_ADDR`: when set, `/metrics` is served only on this separate listener (and
+    /// `WORKER_ADDR` keeps `/healthz` and `/readyz`).
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for Settings {
@@ -91,7 +95,71 @@ impl Default for Settings {
             redis_pool_size: 16,
             log_format: "pretty".to_owned(),
             worker_execution_log: None,
+            metrics_addr: None,
         }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use service_kit::settings::{redact_optional_url, redact_url};
+        // Destructured without `..`, so a new setting cannot be left out by mistake.
+        let Self {
+            database_url,
+            redis_url,
+            worker_addr,
+            redis_prefix,
+            smtp_url,
+            smtp_timeout_secs,
+            mail_from,
+            worker_concurrency,
+            job_retry_base_ms,
+            job_retry_max_ms,
+            job_lease_secs,
+            job_timeout_secs,
+            reconcile_interval_secs,
+            reaper_interval_ms,
+            promote_interval_ms,
+            idle_poll_ms,
+            shutdown_grace_secs,
+            claim_batch,
+            claim_loops,
+            flush_interval_ms,
+            flush_max,
+            db_pool_size,
+            redis_pool_size,
+            log_format,
+            worker_execution_log,
+            metrics_addr,
+        } = self;
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(database_url))
+            .field("redis_url", &redact_url(redis_url))
+            .field("worker_addr", worker_addr)
+            .field("redis_prefix", redis_prefix)
+            .field("smtp_url", &redact_optional_url(smtp_url.as_deref()))
+            .field("smtp_timeout_secs", smtp_timeout_secs)
+            .field("mail_from", mail_from)
+            .field("worker_concurrency", worker_concurrency)
+            .field("job_retry_base_ms", job_retry_base_ms)
+            .field("job_retry_max_ms", job_retry_max_ms)
+            .field("job_lease_secs", job_lease_secs)
+            .field("job_timeout_secs", job_timeout_secs)
+            .field("reconcile_interval_secs", reconcile_interval_secs)
+            .field("reaper_interval_ms", reaper_interval_ms)
+            .field("promote_interval_ms", promote_interval_ms)
+            .field("idle_poll_ms", idle_poll_ms)
+            .field("shutdown_grace_secs", shutdown_grace_secs)
+            .field("claim_batch", claim_batch)
+            .field("claim_loops", claim_loops)
+            .field("flush_interval_ms", flush_interval_ms)
+            .field("flush_max", flush_max)
+            .field("db_pool_size", db_pool_size)
+            .field("redis_pool_size", redis_pool_size)
+            .field("log_format", log_format)
+            .field("worker_execution_log", worker_execution_log)
+            .field("metrics_addr", metrics_addr)
+            .finish()
     }
 }
 
@@ -148,5 +216,25 @@ impl Settings {
     /// most one second (so a cancelled job stops within about a second).
     pub fn heartbeat(&self) -> Duration {
         (self.lease() / 3).min(Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_credentials_in_urls() {
+        let settings = Settings {
+            database_url: "postgres://worker:db-secret@db/taskvault".to_owned(),
+            redis_url: "redis://:redis-secret@cache:6379".to_owned(),
+            smtp_url: Some("smtps://mailer:smtp-secret@mail.example.com".to_owned()),
+            ..Settings::default()
+        };
+        let printed = format!("{settings:?}");
+        for secret in ["db-secret", "redis-secret", "smtp-secret"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("worker_concurrency: 16"), "{printed}");
     }
 }

@@ -25,13 +25,11 @@ pub async fn signup(state: &AppState, email: &str, password: String) -> Result<(
     };
     let hash = hash_password(&password, state.settings.bcrypt_cost).await?;
     let mut conn = state.conn().await?;
-    match users::insert_if_absent(&mut conn, UserId::new(), &email, &hash).await? {
-        Some(user) => {
-            start_verification(state, &mut conn, &user).await?;
-            metrics::counter!("auth_signups_total", "outcome" => "created").increment(1);
-        }
-        None => metrics::counter!("auth_signups_total", "outcome" => "existing").increment(1),
+    if let Some(user) = users::insert_if_absent(&mut conn, UserId::new(), &email, &hash).await? {
+        start_verification(state, &mut conn, &user).await?;
     }
+    // One counter for taken and new addresses alike: metrics must not tell accounts apart.
+    metrics::counter!("auth_signups_total").increment(1);
     Ok(())
 }
 
@@ -101,20 +99,24 @@ pub async fn verify_otp(state: &AppState, email: &str, otp: &str) -> Result<User
         return Err(errors.into());
     };
     let mut conn = state.conn().await?;
-    let user = users::find_by_email(&mut conn, &email)
-        .await?
-        .ok_or(ApiError::InvalidOtp)?;
-    if !otp_codes::check(
-        &mut conn,
-        user.id,
-        secrets::otp_hash(user.id, otp),
-        OTP_MAX_FAILURES,
-    )
-    .await?
-    {
+    let user = users::find_by_email(&mut conn, &email).await?;
+    let accepted = match &user {
+        Some(user) => {
+            otp_codes::check(
+                &mut conn,
+                user.id,
+                secrets::otp_hash(user.id, otp),
+                OTP_MAX_FAILURES,
+            )
+            .await?
+        }
+        None => false,
+    };
+    let Some(user) = user.filter(|_| accepted) else {
+        // Counted alike for unknown addresses, so metrics do not tell accounts apart.
         metrics::counter!("auth_otp_checks_total", "outcome" => "refused").increment(1);
         return Err(ApiError::InvalidOtp);
-    }
+    };
     metrics::counter!("auth_otp_checks_total", "outcome" => "accepted").increment(1);
     let user = users::mark_verified(&mut conn, user.id).await?;
     email_tokens::delete_unused(&mut conn, user.id, Purpose::VerifyEmail).await?;

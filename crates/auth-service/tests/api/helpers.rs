@@ -16,6 +16,8 @@ pub const FRONTEND: &str = "http://app.test:5173";
 /// A service under test, with its own database, Redis prefix and mail server.
 pub struct TestApp {
     pub base: String,
+    /// The separate `/metrics` listener, when the test set `metrics_addr`.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     pub smtp: SmtpCapture,
     pub redis: TestRedis,
@@ -62,6 +64,9 @@ pub async fn spawn_app_with_smtp(
         .await
         .expect("build the application");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_base = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -69,6 +74,7 @@ pub async fn spawn_app_with_smtp(
         .unwrap();
     TestApp {
         base,
+        metrics_base,
         client,
         smtp,
         redis,

@@ -191,6 +191,7 @@ async fn health_readiness_and_metrics() {
     app.verified_user("metrics@example.com").await;
     app.login("metrics@example.com", PASSWORD).await;
     app.login("metrics@example.com", "wrong password").await;
+    // Without METRICS_ADDR, /metrics is on the main port (local use).
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
@@ -202,8 +203,187 @@ async fn health_readiness_and_metrics() {
         text.contains("auth_logins_total{outcome=\"invalid_credentials\"}"),
         "{text}"
     );
-    assert!(text.contains("auth_signups_total"), "{text}");
     assert!(text.contains("http_requests_total"), "{text}");
+}
+
+/// Series of `metric` in a Prometheus text page.
+fn series<'a>(text: &'a str, metric: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_metrics_addr_metrics_are_private_and_tell_no_accounts_apart() {
+    let app = spawn_app_with(|s| s.metrics_addr = Some("127.0.0.1:0".to_owned())).await;
+    let metrics_base = app.metrics_base.clone().expect("a metrics listener");
+    // The main port, which the ingress routes, does not serve them.
+    let public = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_problem(public, 404, "not_found").await;
+
+    // A new and a taken address; a known and an unknown one asking for a reset or guessing codes.
+    app.verified_user("known@example.com").await;
+    assert_eq!(
+        app.signup("known@example.com", PASSWORD).await.status(),
+        202
+    );
+    for email in ["known@example.com", "ghost@example.com"] {
+        let forgot = app
+            .post_json("/api/auth/forgot-password", &json!({"email": email}))
+            .await;
+        assert_eq!(forgot.status(), 202);
+        let otp = app
+            .post_json(
+                "/api/auth/verify-otp",
+                &json!({"email": email, "otp": "000000"}),
+            )
+            .await;
+        assert_eq!(otp.status(), 400);
+    }
+
+    let private = app
+        .client
+        .get(format!("{metrics_base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(private.status(), 200);
+    let text = private.text().await.unwrap();
+    // One signup series, whatever the outcome: no label tells taken addresses from new ones.
+    assert_eq!(
+        series(&text, "auth_signups_total"),
+        vec!["auth_signups_total 2"],
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "auth_otp_checks_total"),
+        vec!["auth_otp_checks_total{outcome=\"refused\"} 2"],
+        "{text}"
+    );
+    assert!(!text.contains("kind=\"password_reset\""), "{text}");
+    assert!(text.contains("http_requests_total"), "{text}");
+    // The metrics listener serves nothing else.
+    let other = app
+        .client
+        .get(format!("{metrics_base}/api/auth/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn made_up_methods_and_paths_create_no_metric_series() {
+    use futures_util::StreamExt as _;
+    let app = spawn_app().await;
+    let requests = futures_util::stream::iter(0..3000).map(|i| {
+        let app = &app;
+        async move {
+            let request = if i % 2 == 0 {
+                let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+                app.client.request(method, app.url("/api/auth/login"))
+            } else {
+                app.client.get(app.url(&format!("/unknown/path{i}")))
+            };
+            request.send().await.unwrap().status().as_u16()
+        }
+    });
+    let statuses: Vec<u16> = requests.buffer_unordered(16).collect().await;
+    assert!(statuses.iter().all(|s| *s == 404), "{statuses:?}");
+
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("MADEUP") && !text.contains("/unknown/path"));
+    // Each metric keeps a handful of series: methods come from a closed set (others are
+    // `other`) and routes from matched patterns (`unmatched` otherwise).
+    let requests = series(&text, "http_requests_total");
+    assert!(requests.len() < 20, "{}", requests.join("\n"));
+    for label in ["method=\"other\"", "route=\"unmatched\""] {
+        assert!(
+            requests.iter().any(|l| l.contains(label)),
+            "{label}: {}",
+            requests.join("\n")
+        );
+    }
+    let durations = series(&text, "http_request_duration_seconds_count");
+    assert!(durations.len() < 20, "{}", durations.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_response_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let client = &app.client;
+    let responses = vec![
+        client.get(app.url("/healthz")).send().await.unwrap(),
+        client.get(app.url("/docs")).send().await.unwrap(),
+        client.get(app.url("/docs/")).send().await.unwrap(),
+        client
+            .get(app.url("/api-docs/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+        client.get(app.url("/nope")).send().await.unwrap(),
+        client.get(app.url("/api/auth/me")).send().await.unwrap(),
+        client
+            .post(app.url("/api/auth/login"))
+            .header("content-type", "text/plain")
+            .body("x")
+            .send()
+            .await
+            .unwrap(),
+        client
+            .request(reqwest::Method::OPTIONS, app.url("/api/auth/login"))
+            .header("origin", "https://evil.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for response in responses {
+        let url = response.url().to_string();
+        let headers = response.headers();
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{url}"
+        );
+        assert_eq!(
+            header("referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{url}"
+        );
+        assert!(
+            header("content-security-policy")
+                .is_some_and(|csp| csp.contains("frame-ancestors 'none'")),
+            "{url}: {headers:?}"
+        );
+        assert_eq!(
+            header("strict-transport-security"),
+            None,
+            "{url}: HTTP only"
+        );
+    }
+
+    let secure = spawn_app_with(|s| s.cookie_secure = true).await;
+    for path in ["/healthz", "/docs/", "/nope"] {
+        let response = secure.client.get(secure.url(path)).send().await.unwrap();
+        let hsts = response
+            .headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert!(
+            hsts.as_deref().is_some_and(|v| v.starts_with("max-age=")),
+            "{path}: {hsts:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

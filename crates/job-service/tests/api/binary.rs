@@ -47,3 +47,46 @@ async fn the_binary_migrates_a_fresh_database_and_serves() {
         .unwrap();
     assert_eq!(response.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_metrics_addr_metrics_leave_the_main_port() {
+    let db = TestDb::create().await;
+    let redis = TestRedis::new();
+    let (port, metrics_port) = (free_port(), free_port());
+    let key = access_token::SigningKey::development();
+    let envs = vec![
+        ("DATABASE_URL".to_owned(), db.url().to_owned()),
+        ("REDIS_URL".to_owned(), redis.url()),
+        ("REDIS_PREFIX".to_owned(), redis.prefix().to_owned()),
+        ("JOBS_ADDR".to_owned(), format!("127.0.0.1:{port}")),
+        (
+            "METRICS_ADDR".to_owned(),
+            format!("127.0.0.1:{metrics_port}"),
+        ),
+        ("AUTH_JWT_PUBLIC_KEY".to_owned(), key.public_pem()),
+    ];
+    let mut service = Running::spawn(
+        env!("CARGO_BIN_EXE_job-service"),
+        &[],
+        &envs,
+        format!("http://127.0.0.1:{port}"),
+    );
+    service
+        .wait_until_ok("/readyz", Duration::from_secs(30))
+        .await;
+    let public = reqwest::get(format!("{}/metrics", service.base_url))
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let private = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(private.status(), 200);
+    assert!(
+        private
+            .text()
+            .await
+            .unwrap()
+            .contains("http_requests_total")
+    );
+}

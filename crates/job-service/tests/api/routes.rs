@@ -519,10 +519,19 @@ async fn health_metrics_and_docs_answer() {
         ("/readyz", 200),
         ("/metrics", 200),
         ("/api-docs/openapi.json", 200),
+        ("/docs/", 200),
+        ("/api/jobs/all", 401),
         ("/nope", 404),
     ] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(
+            headers["content-security-policy"], "frame-ancestors 'none'",
+            "{path}"
+        );
     }
     let doc: Value = app
         .client

@@ -20,3 +20,27 @@ fn a_bad_setting_is_named_and_exits_non_zero() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_metrics_addr_metrics_leave_the_health_port() {
+    let env = crate::harness::Env::start().await;
+    let metrics_port = test_support::free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let worker = env.worker(&[("METRICS_ADDR", &metrics_addr)]).await;
+    let health = reqwest::get(format!("{}/metrics", worker.base_url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 404, "not on WORKER_ADDR");
+    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let readyz = reqwest::get(format!("http://{metrics_addr}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(
+        readyz.status(),
+        404,
+        "the metrics listener serves only /metrics"
+    );
+}
