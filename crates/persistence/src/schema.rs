@@ -51,6 +51,8 @@ diesel::table! {
         failed_attempts -> Int4,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        account_failures -> Int4,
+        failures_since -> Timestamptz,
     }
 }
 

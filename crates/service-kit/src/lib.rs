@@ -1,5 +1,6 @@
 //! Plumbing shared by Task Vault's three processes, so each service keeps only its own logic.
 //!
+//! - [`budget`]: limits over several time windows, kept in Redis.
 //! - [`settings`]: defaults → optional TOML file → environment variables.
 //! - [`telemetry`]: `tracing` output, `pretty` or `json`.
 //! - [`problem`]: RFC 9457 problem documents, the one error body of every HTTP service.
@@ -11,6 +12,7 @@
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`redis_pool`]: the deadpool Redis pool and key prefixes.
 
+pub mod budget;
 pub mod health;
 pub mod http;
 pub mod json;

@@ -89,7 +89,7 @@ pub async fn reset_password(
         (status = 401, description = "`unauthorized`: not signed in", body = Problem),
         (status = 403, description = "`invalid_credentials`: the current password is wrong", body = Problem),
         (status = 422, description = "Invalid new password", body = Problem),
-        (status = 429, description = "Too many wrong passwords for this account (shared with failed logins)", body = Problem),
+        (status = 429, description = "Too many wrong passwords for this account from this client (shared with failed logins); wait `Retry-After` seconds", body = Problem),
     )
 )]
 pub async fn change_password(
@@ -101,6 +101,7 @@ pub async fn change_password(
     let body = body.into_inner();
     account::change_password(
         &state,
+        state.client_ip.of(&req),
         claims.sub,
         claims.sid,
         &body.current_password,

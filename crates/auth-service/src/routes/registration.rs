@@ -93,7 +93,7 @@ pub async fn verify(
     request_body = VerifyOtpRequest,
     responses(
         (status = 200, description = "Verified", body = UserResponse),
-        (status = 400, description = "`invalid_otp`: wrong, expired, or void after 5 wrong tries", body = Problem),
+        (status = 400, description = "`invalid_otp`: wrong, expired, void after 5 wrong tries, or the account had 10 wrong codes in 24 h (then only the link works); the same for unknown addresses", body = Problem),
         (status = 422, description = "Invalid email or code format", body = Problem),
         (status = 429, description = "Too many requests from this IP", body = Problem),
     )
@@ -117,7 +117,7 @@ pub async fn verify_otp(
     responses(
         (status = 202, description = "Accepted; the same answer for unknown and verified addresses", body = MessageResponse),
         (status = 422, description = "Invalid email", body = Problem),
-        (status = 429, description = "Too many requests from this IP", body = Problem),
+        (status = 429, description = "Too many requests from this IP, or too many verification emails asked for this address (3 an hour, 10 a day, counted alike for unknown addresses)", body = Problem),
     )
 )]
 pub async fn resend_verification(

@@ -67,7 +67,7 @@ fn issued_response(state: &AppState, issued: Issued) -> HttpResponse {
         (status = 401, description = "`invalid_credentials` (also for unknown addresses)", body = Problem),
         (status = 403, description = "`email_not_verified`", body = Problem),
         (status = 422, description = "Invalid email", body = Problem),
-        (status = 429, description = "Too many requests from this IP, or too many failed logins for this account", body = Problem),
+        (status = 429, description = "Too many requests from this IP, or this client failed too often on this account and must wait `Retry-After` seconds", body = Problem),
     )
 )]
 pub async fn login(

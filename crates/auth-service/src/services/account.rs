@@ -3,6 +3,7 @@
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use domain::{Email, Password, SessionId, UserId, ValidationErrors};
 use persistence::email_tokens::{self, Purpose};
+use persistence::otp_codes::GuessLimits;
 use persistence::users::UserRecord;
 use persistence::{PersistenceError, otp_codes, sessions, users};
 
@@ -11,8 +12,13 @@ use crate::secrets;
 use crate::services::{expires_after, hash_password, verify_password};
 use crate::state::AppState;
 
-/// Wrong guesses after which a verification code is void.
-pub const OTP_MAX_FAILURES: i32 = 5;
+/// Wrong guesses after which a verification code is void, and after which an account (across
+/// all its codes: a resend does not reset this) accepts no code for a day, only the link.
+pub const OTP_LIMITS: GuessLimits = GuessLimits {
+    per_code: 5,
+    per_account: 10,
+    account_window: chrono::Duration::hours(24),
+};
 
 /// Creates an account unless the address is taken, and sends the verification email. Hashes
 /// first in both cases, so a taken address costs the same time as a new one.
@@ -63,9 +69,11 @@ async fn start_verification(
 }
 
 /// Sends a new verification email to an unverified account; does nothing (visibly the same)
-/// for unknown or verified addresses.
+/// for unknown or verified addresses. Each address may ask a few times an hour and a day
+/// (429 beyond), counted alike whether or not it has an account.
 pub async fn resend_verification(state: &AppState, email: &str) -> Result<(), ApiError> {
     let email = Email::parse(email, "email")?;
+    state.limiter.check_resend(email.as_str()).await?;
     let mut conn = state.conn().await?;
     if let Some(user) = users::find_by_email(&mut conn, &email).await?
         && !user.email_verified
@@ -106,7 +114,7 @@ pub async fn verify_otp(state: &AppState, email: &str, otp: &str) -> Result<User
                 &mut conn,
                 user.id,
                 secrets::otp_hash(user.id, otp),
-                OTP_MAX_FAILURES,
+                OTP_LIMITS,
             )
             .await?
         }
@@ -173,17 +181,15 @@ pub async fn reset_password(
         .ok_or(ApiError::InvalidLinkToken)?;
     state.revocations.revoke(&revoked).await?;
     // Whoever locked the account by guessing must not keep its owner out after a reset.
-    state
-        .limiter
-        .clear_login_failures(user.email.as_str())
-        .await?;
+    state.limiter.forget_account(user.email.as_str()).await?;
     Ok(())
 }
 
 /// Changes the password of the signed-in user and revokes their other sessions. Wrong current
-/// passwords count against the account's failed-login limit (429 beyond it).
+/// passwords from `ip` count as failed logins from that client (429 while it must wait).
 pub async fn change_password(
     state: &AppState,
+    ip: std::net::IpAddr,
     user_id: UserId,
     current_session: SessionId,
     current_password: &str,
@@ -198,13 +204,16 @@ pub async fn change_password(
     // Wrong current passwords count as failed logins: a stolen access token must not allow
     // guessing the password at bcrypt speed.
     let account = user.email.as_str();
-    let earlier_failures = state.limiter.check_login_failures(account).await?;
+    let earlier_failures = state.limiter.check_login(ip, account, false).await?;
     if !verify_password(current_password, &user.password_hash).await? {
-        state.limiter.record_login_failure(account).await?;
+        state.limiter.record_login_failure(ip, account).await?;
         return Err(ApiError::WrongCurrentPassword);
     }
     if earlier_failures > 0 {
-        state.limiter.clear_login_failures(account).await?;
+        state
+            .limiter
+            .clear_login_failures(ip, account, earlier_failures)
+            .await?;
     }
     let hash = hash_password(&new_password, state.settings.bcrypt_cost).await?;
     let mut conn = state.conn().await?;

@@ -59,7 +59,7 @@ pub async fn login(
         state.limiter.check_ip(ip).await?;
         return Err(errors.into());
     };
-    let earlier_failures = state.limiter.check_login(ip, email.as_str()).await?;
+    let earlier_failures = state.limiter.check_login(ip, email.as_str(), true).await?;
     let mut conn = state.conn().await?;
     let user = users::find_by_email(&mut conn, &email).await?;
     drop(conn);
@@ -68,7 +68,10 @@ pub async fn login(
         .map_or(state.dummy_hash.as_str(), |u| u.password_hash.as_str());
     let matches = verify_password(password, hash).await?;
     let Some(user) = user.filter(|_| matches) else {
-        state.limiter.record_login_failure(email.as_str()).await?;
+        state
+            .limiter
+            .record_login_failure(ip, email.as_str())
+            .await?;
         metrics::counter!("auth_logins_total", "outcome" => "invalid_credentials").increment(1);
         return Err(ApiError::InvalidCredentials);
     };
@@ -77,7 +80,10 @@ pub async fn login(
         return Err(ApiError::EmailNotVerified);
     }
     if earlier_failures > 0 {
-        state.limiter.clear_login_failures(email.as_str()).await?;
+        state
+            .limiter
+            .clear_login_failures(ip, email.as_str(), earlier_failures)
+            .await?;
     }
     let session = SessionId::new();
     let refresh_token = secrets::new_token();

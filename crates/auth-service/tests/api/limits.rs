@@ -1,4 +1,4 @@
-//! Abuse limits: the per-IP budget and the per-account failed-login limit.
+//! Abuse limits: the per-IP budget and the per-(account, client) failed-login throttle.
 
 use serde_json::json;
 
@@ -115,42 +115,115 @@ async fn without_trusted_proxies_forwarded_headers_are_ignored() {
     }
 }
 
+/// A login through a trusted proxy on behalf of `client`.
+async fn login_from(app: &TestApp, client: &str, email: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", client)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn too_many_failed_logins_lock_the_account_for_a_while() {
-    let app = spawn_app_with(|s| s.login_failure_limit = 3).await;
+async fn failed_logins_slow_the_failing_client_but_never_lock_out_the_owner() {
+    let app = spawn_app_with(|s| {
+        s.login_failure_limit = 2;
+        s.trusted_proxies = "127.0.0.1/32".to_owned();
+    })
+    .await;
     app.verified_user("target@example.com").await;
-    app.verified_user("bystander@example.com").await;
-    for _ in 0..3 {
-        assert_eq!(
-            app.login("target@example.com", "wrong password")
-                .await
-                .status(),
-            401
-        );
+    let attacker = "6.6.6.6";
+    for _ in 0..2 {
+        let status = login_from(&app, attacker, "target@example.com", "wrong password")
+            .await
+            .status();
+        assert_eq!(status, 401);
     }
-    let locked = app.login("target@example.com", PASSWORD).await;
-    let wait = retry_after(&locked);
-    assert!(wait > 60 && wait <= 15 * 60, "Retry-After {wait}");
-    assert_problem(locked, 429, "rate_limited").await;
+    // The attacker now waits after each failure, and the waits grow.
+    let first = login_from(&app, attacker, "target@example.com", "wrong password").await;
+    let first_wait = retry_after(&first);
+    assert!((1..=2).contains(&first_wait), "Retry-After {first_wait}");
+    assert_problem(first, 429, "rate_limited").await;
+    // The owner, from another client, proves the password: never blocked by those failures.
     assert_eq!(
-        app.login("bystander@example.com", PASSWORD).await.status(),
-        200
-    );
-    // Unknown accounts are limited the same way, so the lock reveals nothing.
-    for _ in 0..3 {
-        assert_eq!(
-            app.login("ghost@example.com", "wrong password")
-                .await
-                .status(),
-            401
-        );
-    }
-    assert_eq!(
-        app.login("ghost@example.com", "wrong password")
+        login_from(&app, "1.1.1.1", "target@example.com", PASSWORD)
             .await
             .status(),
-        429
+        200
     );
+    // Under attack, a client that mistypes once waits a moment, then gets in.
+    let owner = "2.2.2.2";
+    assert_eq!(
+        login_from(&app, owner, "target@example.com", "typo")
+            .await
+            .status(),
+        401
+    );
+    let paused = login_from(&app, owner, "target@example.com", PASSWORD).await;
+    assert_eq!(retry_after(&paused), 1);
+    assert_problem(paused, 429, "rate_limited").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        login_from(&app, owner, "target@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+
+    tokio::time::sleep(std::time::Duration::from_secs(first_wait)).await;
+    assert_eq!(
+        login_from(&app, attacker, "target@example.com", "wrong password")
+            .await
+            .status(),
+        401
+    );
+    let second = login_from(&app, attacker, "target@example.com", "wrong password").await;
+    let second_wait = retry_after(&second);
+    assert!(second_wait > first_wait, "{second_wait} after {first_wait}");
+    // Even the right password waits for the client that has been guessing.
+    let right = login_from(&app, attacker, "target@example.com", PASSWORD).await;
+    assert_problem(right, 429, "rate_limited").await;
+
+    // Unknown accounts are throttled the same way, so the throttle reveals nothing.
+    for expected in [401, 401, 429] {
+        let status = login_from(&app, attacker, "ghost@example.com", "wrong password")
+            .await
+            .status();
+        assert_eq!(status, expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_clients_are_limited_by_their_64_network() {
+    let app = spawn_app_with(|s| {
+        s.auth_rate_limit_per_minute = 2;
+        s.trusted_proxies = "127.0.0.1/32".to_owned();
+    })
+    .await;
+    let from = |ip: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/auth/forgot-password"))
+                .header("x-forwarded-for", ip)
+                .json(&json!({"email": "p@example.com"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Addresses of one /64 are one client: rotating through them buys nothing.
+    assert_eq!(from("2001:db8:1:2::1").await, 202);
+    assert_eq!(from("2001:db8:1:2:ffff::9").await, 202);
+    assert_eq!(from("2001:db8:1:2:abcd::3").await, 429);
+    assert_eq!(from("2001:db8:1:3::1").await, 202, "another /64");
+    // An IPv4-mapped address is the IPv4 client.
+    assert_eq!(from("5.5.5.5").await, 202);
+    assert_eq!(from("::ffff:5.5.5.5").await, 202);
+    assert_eq!(from("5.5.5.5").await, 429);
 }
 
 #[tokio::test(flavor = "multi_thread")]

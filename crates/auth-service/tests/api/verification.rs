@@ -267,3 +267,62 @@ async fn resend_answers_the_same_for_unknown_unverified_and_verified_addresses()
     .await;
     assert!(body["errors"]["email"].is_array());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_codes_count_across_resends_and_then_only_the_link_works() {
+    let app = spawn_app().await;
+    let email = "patient@example.com";
+    app.signup(email, PASSWORD).await;
+    let body = json!({"email": email});
+    let resend = || app.post_json("/api/auth/resend-verification", &body);
+    // 4 wrong guesses per code (one short of voiding it), then a resend for a fresh code: ten
+    // wrong guesses over three codes.
+    let mut verification = app.verification_email(email, 1).await;
+    for (n, guesses) in [(1, 4), (2, 4), (3, 2)] {
+        if n > 1 {
+            assert_eq!(resend().await.status(), 202);
+            verification = app.verification_email(email, n).await;
+        }
+        for _ in 0..guesses {
+            let guess = verify_otp(&app, email, &wrong(&verification.code)).await;
+            assert_problem(guess, 400, "invalid_otp").await;
+        }
+    }
+    // The right code of the live code is refused now, exactly as a wrong one or an unknown
+    // address is...
+    let right = verify_otp(&app, email, &verification.code).await;
+    let (status, _, body) = observable(right).await;
+    assert_eq!(status, 400);
+    let unknown = verify_otp(&app, "nobody@example.com", &verification.code).await;
+    assert_eq!(observable(unknown).await.2, body);
+    // ...and only the link works.
+    assert_eq!(verify_link(&app, &verification.token).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resends_are_capped_per_address_whether_or_not_it_has_an_account() {
+    let app = spawn_app().await;
+    app.signup("eager@example.com", PASSWORD).await;
+    for email in ["eager@example.com", "ghost@example.com"] {
+        for _ in 0..3 {
+            let response = app
+                .post_json("/api/auth/resend-verification", &json!({"email": email}))
+                .await;
+            assert_eq!(response.status(), 202, "{email}");
+        }
+        let capped = app
+            .post_json("/api/auth/resend-verification", &json!({"email": email}))
+            .await;
+        let wait: u64 = capped.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(wait > 60 && wait <= 3600, "{email}: Retry-After {wait}");
+        assert_problem(capped, 429, "rate_limited").await;
+    }
+    // The first and three resent emails went out; the capped request sent none.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.smtp.wait_for("eager@example.com", 4).await.len(), 4);
+    assert_eq!(app.smtp.messages_to("eager@example.com").len(), 4);
+}
