@@ -1,0 +1,75 @@
+"""Offline checks of what deploy/ ships, run by scripts/check-deploy (and so by scripts/test).
+
+- The rendered Kubernetes objects (`kubectl kustomize deploy/k8s`, passed on stdin) validate
+  strictly against the Kubernetes API schemas bundled in `kubernetes-validate`; objects of
+  custom resources (KEDA, Prometheus operator) against the schemas kept in deploy/checks/.
+- Every Deployment's terminationGracePeriodSeconds is above the grace its program asks for.
+"""
+
+import json
+import pathlib
+import sys
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+HERE = pathlib.Path(__file__).resolve().parent
+KUBERNETES_VERSION = "1.30.0"
+# Custom resources: (apiVersion, kind) -> schema file in this folder.
+CUSTOM = {}
+
+
+def fail(message):
+    print(f"check-deploy: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def main():
+    objects = [doc for doc in yaml.safe_load_all(sys.stdin) if doc]
+    if not objects:
+        fail("kustomize rendered nothing")
+    for obj in objects:
+        name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        key = (obj.get("apiVersion"), obj.get("kind"))
+        try:
+            if key in CUSTOM:
+                schema = json.loads((HERE / CUSTOM[key]).read_text())
+                jsonschema.validate(obj, schema)
+            else:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except (jsonschema.ValidationError, kubernetes_validate.ValidationError) as error:
+            fail(f"{name} is invalid: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError:
+            fail(f"{name}: no schema for {key[0]} {key[1]} (add one to deploy/checks/)")
+    check_grace_periods(objects)
+    print(f"check-deploy: {len(objects)} Kubernetes objects valid (schemas of {KUBERNETES_VERSION})")
+
+
+def env_value(container, name, default):
+    for item in container.get("env", []):
+        if item.get("name") == name and "value" in item:
+            return item["value"]
+    return default
+
+
+def check_grace_periods(objects):
+    # The worker waits SHUTDOWN_GRACE_SECS (default 30) for running jobs after SIGTERM, then
+    # hands them back; the pod must outlive that, or the kubelet kills jobs mid-write.
+    for obj in objects:
+        if obj.get("kind") != "Deployment":
+            continue
+        spec = obj["spec"]["template"]["spec"]
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+        for container in spec["containers"]:
+            if container.get("command", [None])[0] == "worker":
+                wanted = int(env_value(container, "SHUTDOWN_GRACE_SECS", 30))
+                if grace <= wanted + 5:
+                    fail(
+                        f"Deployment/{obj['metadata']['name']}: terminationGracePeriodSeconds "
+                        f"{grace} must exceed the worker's SHUTDOWN_GRACE_SECS ({wanted}) by more than 5 s"
+                    )
+
+
+if __name__ == "__main__":
+    main()
