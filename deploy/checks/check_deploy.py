@@ -4,6 +4,8 @@
   strictly against the Kubernetes API schemas bundled in `kubernetes-validate`; objects of
   custom resources (KEDA, Prometheus operator) against the schemas kept in deploy/checks/.
 - Every Deployment's terminationGracePeriodSeconds is above the grace its program asks for.
+- deploy/compose.yaml validates against the Compose file schema (its path is the first
+  argument; scripts/check-deploy takes it from the docker-compose package on PyPI).
 """
 
 import json
@@ -44,6 +46,16 @@ def main():
             fail(f"{name}: no schema for {key[0]} {key[1]} (add one to deploy/checks/)")
     check_grace_periods(objects)
     print(f"check-deploy: {len(objects)} Kubernetes objects valid (schemas of {KUBERNETES_VERSION})")
+    check_compose(pathlib.Path(sys.argv[1]))
+
+
+def check_compose(schema_path):
+    compose = HERE.parent / "compose.yaml"
+    try:
+        jsonschema.validate(yaml.safe_load(compose.read_text()), json.loads(schema_path.read_text()))
+    except jsonschema.ValidationError as error:
+        fail(f"deploy/compose.yaml is invalid at {'/'.join(map(str, error.absolute_path))}: {error.message}")
+    print("check-deploy: deploy/compose.yaml valid (Compose file schema)")
 
 
 def env_value(container, name, default):
