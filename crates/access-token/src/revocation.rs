@@ -76,6 +76,12 @@ impl std::fmt::Debug for RevocationList {
     }
 }
 
+/// The channel on which revoked session ids are published (`{prefix}sessions-revoked`); the
+/// job service's real-time gateway listens to it to close those sessions' sockets.
+pub fn sessions_revoked_channel(key_prefix: &str) -> String {
+    format!("{key_prefix}sessions-revoked")
+}
+
 impl RevocationList {
     /// A list stored in Redis under `key_prefix` (e.g. `"task-vault:"`), remembering each
     /// revocation for `remember_for`, which must be at least the access-token lifetime.
@@ -97,7 +103,7 @@ impl RevocationList {
             return Ok(());
         }
         let ttl = self.ttl_secs();
-        let channel = format!("{}sessions-revoked", self.inner.key_prefix);
+        let channel = sessions_revoked_channel(&self.inner.key_prefix);
         let mut pipe = redis::pipe();
         for sid in sids {
             pipe.cmd("SET")

@@ -14,6 +14,7 @@ pub mod error;
 pub mod routes;
 pub mod settings;
 pub mod testing;
+pub mod ws;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -61,11 +62,36 @@ pub enum StartError {
     Bind(#[from] std::io::Error),
 }
 
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the service");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// A built, not yet running, job service.
 pub struct Application {
     port: u16,
     server: Server,
     metrics: Option<MetricsListener>,
+    gateway: std::sync::Arc<ws::Gateway>,
 }
 
 impl Application {
@@ -107,6 +133,8 @@ impl Application {
             service_kit::health::configure
         };
         let hsts = settings.cookie_secure;
+        let gateway = ws::Gateway::start(&settings, redis.clone(), Some(revocations.clone()))?;
+        let gateway_data = web::Data::from(gateway.clone());
         // Only once every setting is known to be good: a typo must not migrate a database.
         persistence::migrate::run_pending(&settings.database_url).await?;
 
@@ -135,6 +163,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(writes)
                 .app_data(readiness.clone())
+                .app_data(gateway_data.clone())
                 .configure(service_kit::http::configure_errors)
                 .wrap(middleware::from_fn(move |req, next| {
                     service_kit::http::csrf_guard(csrf_origins.clone(), req, next)
@@ -146,10 +175,13 @@ impl Application {
                 }))
                 .configure(health_routes)
                 .configure(routes::configure)
+                .configure(ws::configure)
                 .configure(|cfg| service_kit::http::configure_docs(cfg, openapi.clone()))
                 .default_service(web::to(service_kit::http::not_found))
         })
-        .backlog(2048);
+        .backlog(2048)
+        // SIGTERM is handled in `run`: the sockets are closed with 1001 before the server stops.
+        .disable_signals();
         let workers = match settings.http_workers {
             0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             n => n,
@@ -160,6 +192,7 @@ impl Application {
             port,
             server,
             metrics,
+            gateway,
         })
     }
 
@@ -173,10 +206,22 @@ impl Application {
         self.metrics.as_ref().map(MetricsListener::port)
     }
 
-    /// Serves until the process is told to stop (SIGTERM/SIGINT).
+    /// Serves until the process is told to stop (SIGTERM/SIGINT): then closes every
+    /// WebSocket with 1001 (going away, so clients reconnect elsewhere), stops taking
+    /// requests, lets the ones in flight finish, and returns.
     pub async fn run(self) -> std::io::Result<()> {
         let metrics = self.metrics.map(MetricsListener::spawn);
-        let result = self.server.await;
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = stop_signal() => {
+                tracing::info!("job service shutting down");
+                self.gateway.shut_down().await;
+                handle.stop(true).await;
+                server.await
+            }
+        };
         if let Some(metrics) = metrics {
             metrics.stop(true).await;
         }

@@ -49,7 +49,26 @@ pub struct Settings {
     /// `COOKIE_SECURE`: the service is reached over HTTPS (as the auth service's cookies are
     /// `Secure`), so responses carry `Strict-Transport-Security`.
     pub cookie_secure: bool,
+    /// `WS_PING_SECS`: the real-time gateway pings every socket this often and drops one that
+    /// stays silent for two pings.
+    pub ws_ping_secs: u64,
+    /// `WS_MAX_ROOMS`: rooms one socket may hold (more: `error` `too_many_rooms`).
+    pub ws_max_rooms: usize,
+    /// `WS_MESSAGES_PER_SEC`: frames a socket may send per second, with bursts of twice that
+    /// (more: `error` `rate_limited`).
+    pub ws_messages_per_sec: u32,
+    /// `WS_MAX_FRAME_BYTES`: the largest frame a client may send (more: `error`
+    /// `frame_too_large`; past 64 KiB, or this if larger, the socket is closed with 1009).
+    pub ws_max_frame_bytes: usize,
+    /// `WS_SEND_QUEUE_MESSAGES`: frames queued for one socket and not yet written before it
+    /// counts as too slow and is closed with 1013.
+    pub ws_send_queue_messages: usize,
+    /// `WS_SEND_QUEUE_BYTES`: the same bound in bytes.
+    pub ws_send_queue_bytes: usize,
 }
+
+/// The smallest `WS_MAX_FRAME_BYTES`: a `sendMessage` with a 4 KiB text must fit.
+const MIN_WS_FRAME_BYTES: usize = 8 * 1024;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -73,6 +92,12 @@ impl Default for Settings {
             redis_coalesce: true,
             metrics_addr: None,
             cookie_secure: false,
+            ws_ping_secs: 25,
+            ws_max_rooms: 50,
+            ws_messages_per_sec: 20,
+            ws_max_frame_bytes: 16 * 1024,
+            ws_send_queue_messages: 1000,
+            ws_send_queue_bytes: 1024 * 1024,
         }
     }
 }
@@ -100,6 +125,12 @@ impl std::fmt::Debug for Settings {
             redis_coalesce,
             metrics_addr,
             cookie_secure,
+            ws_ping_secs,
+            ws_max_rooms,
+            ws_messages_per_sec,
+            ws_max_frame_bytes,
+            ws_send_queue_messages,
+            ws_send_queue_bytes,
         } = self;
         f.debug_struct("Settings")
             .field("database_url", &redact_url(database_url))
@@ -120,6 +151,12 @@ impl std::fmt::Debug for Settings {
             .field("redis_coalesce", redis_coalesce)
             .field("metrics_addr", metrics_addr)
             .field("cookie_secure", cookie_secure)
+            .field("ws_ping_secs", ws_ping_secs)
+            .field("ws_max_rooms", ws_max_rooms)
+            .field("ws_messages_per_sec", ws_messages_per_sec)
+            .field("ws_max_frame_bytes", ws_max_frame_bytes)
+            .field("ws_send_queue_messages", ws_send_queue_messages)
+            .field("ws_send_queue_bytes", ws_send_queue_bytes)
             .finish()
     }
 }
@@ -139,7 +176,19 @@ impl Settings {
             ("DB_POOL_SIZE", self.db_pool_size as u64),
             ("REDIS_POOL_SIZE", self.redis_pool_size as u64),
             ("ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
+            ("WS_PING_SECS", self.ws_ping_secs),
+            ("WS_MAX_ROOMS", self.ws_max_rooms as u64),
+            ("WS_MESSAGES_PER_SEC", u64::from(self.ws_messages_per_sec)),
+            ("WS_MAX_FRAME_BYTES", self.ws_max_frame_bytes as u64),
+            ("WS_SEND_QUEUE_MESSAGES", self.ws_send_queue_messages as u64),
+            ("WS_SEND_QUEUE_BYTES", self.ws_send_queue_bytes as u64),
         ])?;
+        if self.ws_max_frame_bytes < MIN_WS_FRAME_BYTES {
+            return Err(SettingsError::invalid(
+                "WS_MAX_FRAME_BYTES",
+                format!("must be at least {MIN_WS_FRAME_BYTES}, so that a 4 KiB message fits"),
+            ));
+        }
         Ok(())
     }
 

@@ -26,7 +26,15 @@ pub struct TestBackends {
 /// Starts the service on a free port with small pools and returns its base URL
 /// (`http://127.0.0.1:<port>`); it serves until the test's runtime ends.
 pub async fn spawn(backends: TestBackends) -> Result<String, StartError> {
-    let settings = Settings {
+    spawn_with(backends, |_| {}).await
+}
+
+/// [`spawn`] with settings adjusted by `adjust` (limits, timings, another Redis).
+pub async fn spawn_with(
+    backends: TestBackends,
+    adjust: impl FnOnce(&mut Settings),
+) -> Result<String, StartError> {
+    let mut settings = Settings {
         database_url: backends.database_url,
         redis_url: backends.redis_url,
         jobs_addr: "127.0.0.1:0".to_owned(),
@@ -37,6 +45,7 @@ pub async fn spawn(backends: TestBackends) -> Result<String, StartError> {
         http_workers: 2,
         ..Settings::default()
     };
+    adjust(&mut settings);
     let app = Application::build(settings).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());

@@ -1,0 +1,11 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The real-time gateway (`GET /api/ws`) over real sockets, PostgreSQL and Redis: job-service
+//! replicas started in-process on free ports (two where a case crosses replicas), a real
+//! worker where jobs must run, and a Redis server of the test's own where Redis must die.
+
+mod auth;
+mod frames;
+mod helpers;
+mod replicas;
+mod routing;
+mod sessions;
