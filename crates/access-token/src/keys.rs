@@ -251,6 +251,11 @@ impl KeySet {
         self.keys.extend(other.keys);
     }
 
+    /// True if the set holds a key named `kid`.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
     /// The number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()

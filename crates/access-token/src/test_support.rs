@@ -35,6 +35,16 @@ pub(crate) struct JwksServer {
 
 impl JwksServer {
     pub(crate) async fn start(body: Vec<u8>) -> std::io::Result<Self> {
+        Self::start_with(String::new(), body).await
+    }
+
+    /// Answers every request with a `302` to `location`.
+    pub(crate) async fn redirecting(location: &str) -> std::io::Result<Self> {
+        Self::start_with(location.to_owned(), Vec::new()).await
+    }
+
+    /// With a non-empty `location`, answers `302 Found` there instead of `200` with `body`.
+    async fn start_with(location: String, body: Vec<u8>) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/.well-known/jwks.json", listener.local_addr()?);
         let hits = Arc::new(AtomicUsize::new(0));
@@ -46,6 +56,7 @@ impl JwksServer {
                 while let Ok((mut socket, _)) = listener.accept().await {
                     let hits = hits.clone();
                     let body = body.clone();
+                    let location = location.clone();
                     tokio::spawn(async move {
                         // Read the request head (no body is expected).
                         let mut request = Vec::new();
@@ -59,8 +70,13 @@ impl JwksServer {
                         }
                         hits.fetch_add(1, Ordering::SeqCst);
                         let body = body.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                        let status = if location.is_empty() {
+                            "200 OK".to_owned()
+                        } else {
+                            format!("302 Found\r\nLocation: {location}")
+                        };
                         let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                             body.len()
                         );
                         let _ = socket.write_all(head.as_bytes()).await;

@@ -27,6 +27,12 @@ pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// service's JWKS stops being trusted.
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 
+/// How long after it was fetched a JWKS may still be used while it cannot be refreshed (the
+/// auth service does not answer). Past this, verifications fail with
+/// [`VerifyError::KeysUnavailable`] until a fetch succeeds: a withdrawn key cannot stay trusted
+/// for long just because the auth service is unreachable.
+pub const JWKS_MAX_STALE: Duration = Duration::from_secs(15 * 60);
+
 /// The time limit of one JWKS request.
 pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -59,6 +65,8 @@ pub struct Verifier {
     validation: Arc<Validation>,
     keys: Arc<KeySource>,
     revocations: Option<RevocationList>,
+    /// A `kid` refused whatever the key set says (the public development key in production).
+    refused_kid: Option<Arc<str>>,
     verified: Arc<Mutex<HashMap<String, (Claims, Instant)>>>,
 }
 
@@ -95,18 +103,31 @@ impl Verifier {
     /// names a `kid` that is not in it, at most once per [`JWKS_REFETCH_INTERVAL`], and when
     /// it is older than [`JWKS_MAX_AGE`]. While no document could be fetched, verifications
     /// fail with [`VerifyError::KeysUnavailable`].
+    ///
+    /// Redirects are not followed (a redirect is a failed fetch), and a set that cannot be
+    /// refreshed is used for at most [`JWKS_MAX_STALE`] after it was fetched.
     pub fn with_jwks_url(settings: TokenSettings, jwks_url: String) -> Self {
-        Self::with_jwks_url_and_interval(settings, jwks_url, JWKS_REFETCH_INTERVAL)
+        Self::with_jwks_url_and_timings(
+            settings,
+            jwks_url,
+            JwksTimings {
+                refetch_interval: JWKS_REFETCH_INTERVAL,
+                max_age: JWKS_MAX_AGE,
+                max_stale: JWKS_MAX_STALE,
+            },
+        )
     }
 
-    pub(crate) fn with_jwks_url_and_interval(
+    pub(crate) fn with_jwks_url_and_timings(
         settings: TokenSettings,
         jwks_url: String,
-        refetch_interval: Duration,
+        timings: JwksTimings,
     ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(JWKS_FETCH_TIMEOUT)
             .connect_timeout(JWKS_FETCH_TIMEOUT)
+            // A redirect could hand key selection to whoever controls the target.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"));
         Self::new(
@@ -114,11 +135,21 @@ impl Verifier {
             KeySource::Remote(RemoteKeys {
                 url: jwks_url,
                 client,
-                refetch_interval,
+                timings,
                 state: Mutex::new(RemoteState::default()),
                 fetch_lock: tokio::sync::Mutex::new(()),
             }),
         )
+    }
+
+    /// Also refuse tokens signed with the public development key
+    /// ([`crate::SigningKey::development`]) whatever the key set holds, as
+    /// [`VerifyError::UnknownKey`]: in production anyone could have signed them.
+    pub fn refusing_development_key(mut self) -> Self {
+        self.refused_kid = Some(Arc::from(crate::SigningKey::development().kid()));
+        // Tokens the clone this came from accepted must be checked again.
+        self.verified = Arc::new(Mutex::new(HashMap::new()));
+        self
     }
 
     /// Also refuse tokens whose session (`sid`) is in `revocations`
@@ -142,6 +173,7 @@ impl Verifier {
             validation: Arc::new(validation),
             keys: Arc::new(keys),
             revocations: None,
+            refused_kid: None,
             verified: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -161,6 +193,9 @@ impl Verifier {
             Some(claims) => claims,
             None => {
                 let kid = read_header(token)?;
+                if self.refused_kid.as_deref() == Some(kid.as_str()) {
+                    return Err(VerifyError::UnknownKey);
+                }
                 let key = self.key(&kid).await?;
                 let data =
                     jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation)
@@ -279,11 +314,22 @@ fn claims_from_map(map: Map<String, Value>) -> Result<Claims, VerifyError> {
     serde_json::from_value(Value::Object(map)).map_err(|_| VerifyError::Malformed)
 }
 
+/// How often a JWKS is fetched and how long it is used.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JwksTimings {
+    /// The shortest time between two fetches caused by unknown `kid`s.
+    pub(crate) refetch_interval: Duration,
+    /// Age after which the set is refreshed.
+    pub(crate) max_age: Duration,
+    /// Age after which the set is no longer used, refreshed or not.
+    pub(crate) max_stale: Duration,
+}
+
 /// The auth service's JWKS, fetched lazily and cached.
 struct RemoteKeys {
     url: String,
     client: Result<reqwest::Client, String>,
-    refetch_interval: Duration,
+    timings: JwksTimings,
     state: Mutex<RemoteState>,
     /// Held while fetching, so concurrent verifications needing a fetch make only one.
     fetch_lock: tokio::sync::Mutex<()>,
@@ -317,12 +363,17 @@ impl RemoteKeys {
 
     fn lookup(&self, kid: &str) -> Lookup {
         let state = self.state();
-        let key = state.keys.as_ref().and_then(|keys| keys.get(kid).cloned());
-        let stale = state
-            .fetched_at
-            .is_none_or(|fetched| fetched.elapsed() >= JWKS_MAX_AGE);
+        let age = state.fetched_at.map(|fetched| fetched.elapsed());
+        // A set too old to trust is as good as none.
+        let usable = age.is_some_and(|age| age < self.timings.max_stale);
+        let key = state
+            .keys
+            .as_ref()
+            .filter(|_| usable)
+            .and_then(|keys| keys.get(kid).cloned());
+        let stale = age.is_none_or(|age| age >= self.timings.max_age);
         let min_interval = if state.keys.is_some() {
-            self.refetch_interval
+            self.timings.refetch_interval
         } else {
             FIRST_FETCH_RETRY_INTERVAL
         };

@@ -8,8 +8,12 @@ use access_token::{SigningKey, TokenSettings};
 use ipnet::IpNet;
 use serde::Deserialize;
 use service_kit::settings::{
-    SettingsError, at_least_one, comma_list, redact_optional_url, redact_url, socket_addr,
+    SettingsError, at_least_one, comma_list, is_production, redact_optional_url, redact_url,
+    require_https, socket_addr,
 };
+
+/// The lowest `BCRYPT_COST` production accepts.
+const MIN_PRODUCTION_BCRYPT_COST: u32 = 10;
 
 /// The longest lifetime any token, link or timeout may be given: ten years.
 const MAX_LIFETIME_SECS: u64 = 10 * 365 * 24 * 60 * 60;
@@ -72,7 +76,8 @@ pub struct Settings {
     pub otp_ttl_secs: u64,
     /// `RESET_TTL_SECS`: lifetime of password-reset links.
     pub reset_ttl_secs: u64,
-    /// `TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
+    /// `TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed;
+    /// `none` for none (production requires it to be set, to one or the other).
     pub trusted_proxies: String,
     /// `METRICS_ADDR`: when set, `/metrics` is served only on this separate listener.
     pub metrics_addr: Option<String>,
@@ -214,16 +219,7 @@ impl Settings {
 
     /// Checks every setting; the error names the first refused one.
     pub fn resolve(&self) -> Result<Resolved, SettingsError> {
-        let production = match self.app_env.trim().to_ascii_lowercase().as_str() {
-            "development" | "dev" | "" => false,
-            "production" | "prod" => true,
-            other => {
-                return Err(SettingsError::invalid(
-                    "APP_ENV",
-                    format!("`{other}` is neither development nor production"),
-                ));
-            }
-        };
+        let production = is_production(&self.app_env)?;
         let addr = socket_addr("AUTH_ADDR", &self.auth_addr)?;
         let lifetimes = [
             ("ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
@@ -287,11 +283,12 @@ impl Settings {
             .filter(|k| !k.is_empty());
         let (signing_key, development_key) = match key {
             // A PEM passed through an environment file often has its newlines escaped.
-            Some(pem) => (
-                SigningKey::from_pem(&pem.replace("\\n", "\n"))
-                    .map_err(|e| SettingsError::invalid("JWT_PRIVATE_KEY", e))?,
-                false,
-            ),
+            Some(pem) => {
+                let key = SigningKey::from_pem(&pem.replace("\\n", "\n"))
+                    .map_err(|e| SettingsError::invalid("JWT_PRIVATE_KEY", e))?;
+                let development = key.kid() == SigningKey::development().kid();
+                (key, development)
+            }
             None if production => {
                 return Err(SettingsError::invalid(
                     "JWT_PRIVATE_KEY",
@@ -304,19 +301,24 @@ impl Settings {
             Some(list) if !list.is_empty() => list,
             _ => vec![self.frontend_base().to_owned()],
         };
-        let trusted_proxies = comma_list(&self.trusted_proxies)
-            .iter()
-            .map(|raw| {
-                raw.parse::<IpNet>()
-                    .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        SettingsError::invalid(
-                            "TRUSTED_PROXIES",
-                            format!("`{raw}` is not an IP address or CIDR"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let no_proxies = self.trusted_proxies.trim().eq_ignore_ascii_case("none");
+        let trusted_proxies = comma_list(if no_proxies {
+            ""
+        } else {
+            &self.trusted_proxies
+        })
+        .iter()
+        .map(|raw| {
+            raw.parse::<IpNet>()
+                .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    SettingsError::invalid(
+                        "TRUSTED_PROXIES",
+                        format!("`{raw}` is not an IP address or CIDR"),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
         let smtp_url = self
             .smtp_url
             .as_deref()
@@ -331,6 +333,9 @@ impl Settings {
                 "must start with smtp:// or smtps://",
             ));
         }
+        if production {
+            self.refuse_unsafe_in_production(development_key, &cors_origins, smtp_url.is_some())?;
+        }
         Ok(Resolved {
             addr,
             signing_key,
@@ -339,5 +344,52 @@ impl Settings {
             trusted_proxies,
             smtp_url,
         })
+    }
+}
+
+impl Settings {
+    /// With `APP_ENV=production`, refuses every setting that is only safe on a laptop; the
+    /// error names the setting and says what to do.
+    fn refuse_unsafe_in_production(
+        &self,
+        development_key: bool,
+        cors_origins: &[String],
+        smtp: bool,
+    ) -> Result<(), SettingsError> {
+        if development_key {
+            return Err(SettingsError::invalid(
+                "JWT_PRIVATE_KEY",
+                "is the public development key, which anyone can sign with; generate your own (`openssl genpkey -algorithm ed25519`) when APP_ENV=production",
+            ));
+        }
+        if !self.cookie_secure {
+            return Err(SettingsError::invalid(
+                "COOKIE_SECURE",
+                "must be true when APP_ENV=production, so that session cookies only travel over HTTPS",
+            ));
+        }
+        require_https("FRONTEND_URL", &self.frontend_url)?;
+        for origin in cors_origins {
+            require_https("CORS_ORIGINS", origin)?;
+        }
+        if self.bcrypt_cost < MIN_PRODUCTION_BCRYPT_COST {
+            return Err(SettingsError::invalid(
+                "BCRYPT_COST",
+                format!("must be at least {MIN_PRODUCTION_BCRYPT_COST} when APP_ENV=production"),
+            ));
+        }
+        if !smtp {
+            return Err(SettingsError::invalid(
+                "SMTP_URL",
+                "is required when APP_ENV=production: verification and reset emails must be sent, not logged",
+            ));
+        }
+        if self.trusted_proxies.trim().is_empty() {
+            return Err(SettingsError::invalid(
+                "TRUSTED_PROXIES",
+                "must be set when APP_ENV=production: the addresses of the proxies in front of the service (behind an ingress, every client would otherwise share its address and one per-IP budget), or `none` when clients connect directly",
+            ));
+        }
+        Ok(())
     }
 }

@@ -107,19 +107,26 @@ impl Application {
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
         };
-        let verifier = match &settings.auth_jwt_public_key {
-            Some(pem) if !pem.trim().is_empty() => Verifier::with_keys(
+        let verifier = match settings.public_key() {
+            Some(pem) => Verifier::with_keys(
                 tokens,
                 KeySet::from_public_pem(pem)
                     .map_err(|e| SettingsError::invalid("AUTH_JWT_PUBLIC_KEY", e))?,
             ),
-            _ => Verifier::with_jwks_url(
+            None => Verifier::with_jwks_url(
                 tokens,
                 format!(
                     "{}/.well-known/jwks.json",
                     settings.auth_url.trim_end_matches('/')
                 ),
             ),
+        };
+        // In production, tokens signed with the public development key are refused even if the
+        // auth service publishes it.
+        let verifier = if settings.production()? {
+            verifier.refusing_development_key()
+        } else {
+            verifier
         };
         let revocations = RevocationList::new(
             redis.clone(),

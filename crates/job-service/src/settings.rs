@@ -8,6 +8,9 @@ use service_kit::settings::SettingsError;
 #[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// `APP_ENV`: `development` or `production`; production refuses unsafe settings and tokens
+    /// signed with the public development key.
+    pub app_env: String,
     /// `DATABASE_URL`.
     pub database_url: String,
     /// `REDIS_URL`.
@@ -74,6 +77,7 @@ impl Default for Settings {
     fn default() -> Self {
         let tokens = access_token::TokenSettings::default();
         Self {
+            app_env: "development".to_owned(),
             database_url: "postgres://localhost/taskvault".to_owned(),
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             jobs_addr: "127.0.0.1:8082".to_owned(),
@@ -107,6 +111,7 @@ impl std::fmt::Debug for Settings {
         use service_kit::settings::redact_url;
         // Destructured without `..`, so a new setting cannot be left out by mistake.
         let Self {
+            app_env,
             database_url,
             redis_url,
             jobs_addr,
@@ -133,6 +138,7 @@ impl std::fmt::Debug for Settings {
             ws_send_queue_bytes,
         } = self;
         f.debug_struct("Settings")
+            .field("app_env", app_env)
             .field("database_url", &redact_url(database_url))
             .field("redis_url", &redact_url(redis_url))
             .field("jobs_addr", jobs_addr)
@@ -188,6 +194,54 @@ impl Settings {
                 "WS_MAX_FRAME_BYTES",
                 format!("must be at least {MIN_WS_FRAME_BYTES}, so that a 4 KiB message fits"),
             ));
+        }
+        if self.production()? {
+            self.refuse_unsafe_in_production()?;
+        }
+        Ok(())
+    }
+
+    /// True with `APP_ENV=production`.
+    pub fn production(&self) -> Result<bool, SettingsError> {
+        service_kit::settings::is_production(&self.app_env)
+    }
+
+    /// `AUTH_JWT_PUBLIC_KEY`, when given.
+    pub fn public_key(&self) -> Option<&str> {
+        self.auth_jwt_public_key
+            .as_deref()
+            .filter(|pem| !pem.trim().is_empty())
+    }
+
+    fn refuse_unsafe_in_production(&self) -> Result<(), SettingsError> {
+        use service_kit::settings::require_https;
+        if let Some(pem) = self.public_key()
+            && access_token::KeySet::from_public_pem(pem)
+                .is_ok_and(|keys| keys.contains(access_token::SigningKey::development().kid()))
+        {
+            return Err(SettingsError::invalid(
+                "AUTH_JWT_PUBLIC_KEY",
+                "is the public development key, which anyone can sign with; give the public half of your auth service's key when APP_ENV=production",
+            ));
+        }
+        if self.public_key().is_none() && !self.auth_url.trim().starts_with("https://") {
+            return Err(SettingsError::invalid(
+                "AUTH_URL",
+                "must be https:// when APP_ENV=production (the verification keys must not be fetched in the clear), unless AUTH_JWT_PUBLIC_KEY is given",
+            ));
+        }
+        if !self.cookie_secure {
+            return Err(SettingsError::invalid(
+                "COOKIE_SECURE",
+                "must be true when APP_ENV=production (the service is reached over HTTPS)",
+            ));
+        }
+        let (name, origins) = match &self.cors_origins {
+            Some(list) if !list.trim().is_empty() => ("CORS_ORIGINS", list.as_str()),
+            _ => ("FRONTEND_URL", self.frontend_url.as_str()),
+        };
+        for origin in service_kit::settings::comma_list(origins) {
+            require_https(name, &origin)?;
         }
         Ok(())
     }

@@ -63,6 +63,43 @@ pub fn at_least_one(settings: &[(&str, u64)]) -> Result<(), SettingsError> {
     }
 }
 
+/// `APP_ENV`: true for `production` (or `prod`), false for `development` (`dev`, empty).
+pub fn is_production(app_env: &str) -> Result<bool, SettingsError> {
+    match app_env.trim().to_ascii_lowercase().as_str() {
+        "development" | "dev" | "" => Ok(false),
+        "production" | "prod" => Ok(true),
+        other => Err(SettingsError::invalid(
+            "APP_ENV",
+            format!("`{other}` is neither development nor production"),
+        )),
+    }
+}
+
+/// The browser origin every process defaults to (`FRONTEND_URL`'s default), refused in
+/// production.
+pub const DEVELOPMENT_FRONTEND: &str = "http://localhost:5173";
+
+/// In production, browser-facing URLs (`FRONTEND_URL`, each of `CORS_ORIGINS`) must be
+/// `https://` and not the development default.
+pub fn require_https(name: &str, url: &str) -> Result<(), SettingsError> {
+    let url = url.trim().trim_end_matches('/');
+    if url == DEVELOPMENT_FRONTEND {
+        return Err(SettingsError::invalid(
+            name,
+            format!(
+                "is the development default {DEVELOPMENT_FRONTEND}; set your site's https:// URL when APP_ENV=production"
+            ),
+        ));
+    }
+    if !url.starts_with("https://") {
+        return Err(SettingsError::invalid(
+            name,
+            format!("`{url}` must be an https:// URL when APP_ENV=production"),
+        ));
+    }
+    Ok(())
+}
+
 /// Parses a listen address, naming the setting on failure.
 pub fn socket_addr(name: &str, raw: &str) -> Result<std::net::SocketAddr, SettingsError> {
     raw.parse().map_err(|_| {

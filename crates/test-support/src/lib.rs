@@ -210,6 +210,19 @@ mod tests {
     use super::replace_database;
 
     #[test]
+    fn the_kubernetes_config_is_read() {
+        let config = super::kubernetes_config();
+        let get = |k: &str| {
+            config
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("APP_ENV").as_deref(), Some("production"));
+        assert_eq!(get("METRICS_ADDR").as_deref(), Some("0.0.0.0:9090"));
+    }
+
+    #[test]
     fn swaps_the_database_name() {
         assert_eq!(
             replace_database("postgres://u@h:5432/postgres", "x"),
@@ -224,4 +237,29 @@ mod tests {
             "postgres://u@h/x?sslmode=disable"
         );
     }
+}
+
+/// The settings of the shipped Kubernetes ConfigMap (`deploy/k8s/configmap.yaml`), as the
+/// environment a pod gets, so tests can start the real binaries with exactly what the
+/// deployment gives them (plus the Secret's values and free ports).
+pub fn kubernetes_config() -> Vec<(String, String)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/k8s/configmap.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let data = text.split_once("\ndata:\n").unwrap().1;
+    data.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (key, value) = line.split_once(':').unwrap();
+            let value = value.trim();
+            let value = match value.strip_prefix('"') {
+                Some(quoted) => quoted.split_once('"').unwrap().0,
+                None => value.split(" #").next().unwrap().trim(),
+            };
+            (key.trim().to_owned(), value.to_owned())
+        })
+        .collect()
 }

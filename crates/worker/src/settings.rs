@@ -10,6 +10,8 @@ use service_kit::settings::SettingsError;
 #[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// `APP_ENV`: `development` or `production`; production requires `SMTP_URL`.
+    pub app_env: String,
     /// `DATABASE_URL`.
     pub database_url: String,
     /// `REDIS_URL`.
@@ -70,6 +72,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            app_env: "development".to_owned(),
             database_url: "postgres://localhost/taskvault".to_owned(),
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             worker_addr: "127.0.0.1:8083".to_owned(),
@@ -105,6 +108,7 @@ impl std::fmt::Debug for Settings {
         use service_kit::settings::{redact_optional_url, redact_url};
         // Destructured without `..`, so a new setting cannot be left out by mistake.
         let Self {
+            app_env,
             database_url,
             redis_url,
             worker_addr,
@@ -133,6 +137,7 @@ impl std::fmt::Debug for Settings {
             metrics_addr,
         } = self;
         f.debug_struct("Settings")
+            .field("app_env", app_env)
             .field("database_url", &redact_url(database_url))
             .field("redis_url", &redact_url(redis_url))
             .field("worker_addr", worker_addr)
@@ -202,6 +207,16 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "SMTP_URL",
                 "must be an smtp:// or smtps:// URL",
+            ));
+        }
+        let smtp = self
+            .smtp_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty());
+        if service_kit::settings::is_production(&self.app_env)? && !smtp {
+            return Err(SettingsError::invalid(
+                "SMTP_URL",
+                "is required when APP_ENV=production: send_email jobs must send, not log",
             ));
         }
         Ok(())

@@ -499,7 +499,15 @@ async fn unknown_kid_refetches_after_the_interval() -> TestResult {
     let new_key = SigningKey::from_seed(&OTHER_SEED);
     let server = JwksServer::start(jwks_of(&[&key])?).await?;
     let interval = Duration::from_millis(1000);
-    let verifier = Verifier::with_jwks_url_and_interval(settings(), server.url.clone(), interval);
+    let verifier = Verifier::with_jwks_url_and_timings(
+        settings(),
+        server.url.clone(),
+        JwksTimings {
+            refetch_interval: interval,
+            max_age: JWKS_MAX_AGE,
+            max_stale: JWKS_MAX_STALE,
+        },
+    );
 
     assert!(verifier.verify(&key.sign(&good_claims())?).await.is_ok());
     assert_eq!(server.hits(), 1);
@@ -579,5 +587,67 @@ async fn a_jwks_that_is_not_a_key_set_is_keys_unavailable() -> TestResult {
         "{result:?}"
     );
     assert_eq!(server.hits(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() -> TestResult {
+    let key = our_key();
+    let target = JwksServer::start(jwks_of(&[&key])?).await?;
+    let redirecting = JwksServer::redirecting(&target.url).await?;
+    let verifier = Verifier::with_jwks_url(settings(), redirecting.url.clone());
+    let result = verifier.verify(&key.sign(&good_claims())?).await;
+    assert!(
+        matches!(&result, Err(VerifyError::KeysUnavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(redirecting.hits(), 1);
+    assert_eq!(target.hits(), 0, "the redirect was not followed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stale_key_set_is_used_for_a_bounded_time_only() -> TestResult {
+    let key = our_key();
+    let server = JwksServer::start(jwks_of(&[&key])?).await?;
+    let timings = JwksTimings {
+        refetch_interval: Duration::from_millis(100),
+        max_age: Duration::from_millis(200),
+        max_stale: Duration::from_millis(800),
+    };
+    let verifier = Verifier::with_jwks_url_and_timings(settings(), server.url.clone(), timings);
+    // Different tokens each time, so the verified-token cache does not answer.
+    assert!(verifier.verify(&key.sign(&good_claims())?).await.is_ok());
+
+    // The auth service stops answering with keys: the stale set still serves for a while...
+    server.set_body(b"<html>down</html>".to_vec());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(verifier.verify(&key.sign(&good_claims())?).await.is_ok());
+    assert!(server.hits() >= 2, "a refresh was tried");
+    // ...but not past its bound.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let result = verifier.verify(&key.sign(&good_claims())?).await;
+    assert!(
+        matches!(&result, Err(VerifyError::KeysUnavailable(_))),
+        "{result:?}"
+    );
+    // Once the keys are served again, they work again.
+    server.set_body(jwks_of(&[&key])?);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(verifier.verify(&key.sign(&good_claims())?).await.is_ok());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_development_key_can_be_refused_whatever_the_key_set_says() -> TestResult {
+    let development = SigningKey::development();
+    let token = development.sign(&good_claims())?;
+    let trusting = Verifier::with_keys(settings(), KeySet::from_signing_key(&development));
+    assert!(trusting.verify(&token).await.is_ok());
+    let refusing = trusting.clone().refusing_development_key();
+    assert_eq!(refusing.verify(&token).await, Err(VerifyError::UnknownKey));
+    // Other keys are unaffected.
+    let ours = verifier().refusing_development_key();
+    assert!(ours.verify(&our_key().sign(&good_claims())?).await.is_ok());
     Ok(())
 }

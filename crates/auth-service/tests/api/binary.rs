@@ -95,26 +95,92 @@ async fn an_invalid_setting_stops_the_process_with_one_line_naming_it() {
     assert!(lines[0].contains("ACCESS_TOKEN_TTL_SECS"), "{stderr}");
 }
 
+/// An Ed25519 key that is not the development key (RFC 8410 test vector).
+const PRODUCTION_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
+
+/// What the Kubernetes deployment gives the auth service (its ConfigMap, and the Secret's
+/// keys), with this test's database, Redis prefix and mail server, on free ports.
+fn production_env(db: &TestDb, redis: &TestRedis, smtp_url: &str) -> Vec<(String, String)> {
+    let mut env = test_support::kubernetes_config();
+    env.retain(|(key, _)| !["AUTH_ADDR", "METRICS_ADDR", "RUST_LOG"].contains(&key.as_str()));
+    env.extend(
+        base_env(db, redis)
+            .into_iter()
+            .filter(|(k, _)| k != "BCRYPT_COST"),
+    );
+    for (key, value) in [
+        ("JWT_PRIVATE_KEY", PRODUCTION_KEY.to_owned()),
+        ("SMTP_URL", smtp_url.to_owned()),
+        ("AUTH_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("METRICS_ADDR", format!("127.0.0.1:{}", free_port())),
+    ] {
+        env.push((key.to_owned(), value));
+    }
+    env
+}
+
+/// `env` with `name` set to `value`, or removed.
+fn with(env: &[(String, String)], name: &str, value: Option<&str>) -> Vec<(String, String)> {
+    let mut env: Vec<_> = env.iter().filter(|(k, _)| k != name).cloned().collect();
+    if let Some(value) = value {
+        env.push((name.to_owned(), value.to_owned()));
+    }
+    env
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn production_requires_a_private_key() {
+async fn production_refuses_each_unsafe_setting_with_one_line_naming_it() {
     let db = TestDb::create().await;
     let redis = TestRedis::new();
-    let mut env = base_env(&db, &redis);
-    env.push(("APP_ENV".to_owned(), "production".to_owned()));
-    let output = run(&[], &env).await;
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        stderr.lines().filter(|l| !l.trim().is_empty()).count(),
-        1,
-        "{stderr}"
-    );
-    assert!(stderr.contains("JWT_PRIVATE_KEY"), "{stderr}");
+    let env = production_env(&db, &redis, "smtp://127.0.0.1:2525");
+    let cases: [(&str, Option<&str>); 10] = [
+        ("JWT_PRIVATE_KEY", None),
+        // The development key, even when passed explicitly.
+        (
+            "JWT_PRIVATE_KEY",
+            Some(access_token::DEVELOPMENT_PRIVATE_KEY_PEM),
+        ),
+        ("COOKIE_SECURE", Some("false")),
+        ("FRONTEND_URL", Some("http://taskvault.example.com")),
+        ("FRONTEND_URL", Some("http://localhost:5173")),
+        ("FRONTEND_URL", None),
+        (
+            "CORS_ORIGINS",
+            Some("https://taskvault.example.com, http://admin.example.com"),
+        ),
+        ("BCRYPT_COST", Some("9")),
+        ("SMTP_URL", None),
+        ("TRUSTED_PROXIES", None),
+    ];
+    for (name, value) in cases {
+        let output = run(&[], &with(&env, name, value)).await;
+        assert_eq!(output.status.code(), Some(2), "{name}={value:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{name}={value:?}: {stderr}");
+        // FRONTEND_URL also feeds CORS_ORIGINS; naming either is right.
+        assert!(lines[0].contains(name), "{name}={value:?}: {stderr}");
+    }
+}
 
-    env.push(("JWT_PRIVATE_KEY".to_owned(), "not a key".to_owned()));
-    let output = run(&[], &env).await;
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("JWT_PRIVATE_KEY"));
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kubernetes_settings_start_in_production() {
+    let db = TestDb::create().await;
+    let redis = TestRedis::new();
+    let smtp = test_support::smtp::SmtpCapture::start().await;
+    let env = production_env(&db, &redis, &smtp.url());
+    for env in [env.clone(), with(&env, "TRUSTED_PROXIES", Some("none"))] {
+        let addr = &env.iter().find(|(k, _)| k == "AUTH_ADDR").unwrap().1;
+        let mut service = Running::spawn(BINARY, &[], &env, format!("http://{addr}"));
+        service
+            .wait_until_ok("/readyz", Duration::from_secs(60))
+            .await;
+        let health = reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap();
+        assert!(health.headers().contains_key("strict-transport-security"));
+        service.terminate(Duration::from_secs(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

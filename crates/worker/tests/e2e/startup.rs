@@ -44,3 +44,30 @@ async fn with_metrics_addr_metrics_leave_the_health_port() {
         "the metrics listener serves only /metrics"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn production_requires_smtp_and_the_kubernetes_settings_start() {
+    let env = crate::harness::Env::start().await;
+    let mut config = test_support::kubernetes_config();
+    config.retain(|(key, _)| !["WORKER_ADDR", "METRICS_ADDR", "RUST_LOG"].contains(&key.as_str()));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_worker"))
+        .env_clear()
+        .envs(config.clone())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SMTP_URL") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let smtp = test_support::smtp::SmtpCapture::start().await;
+    let mut extra: Vec<(&str, &str)> = config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let smtp_url = smtp.url();
+    extra.push(("SMTP_URL", &smtp_url));
+    let mut worker = env.worker(&extra).await;
+    worker.terminate(std::time::Duration::from_secs(10)).await;
+}
