@@ -205,6 +205,31 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The settings of the shipped Kubernetes ConfigMap (`deploy/k8s/configmap.yaml`), as the
+/// environment a pod gets, so tests can start the real binaries with exactly what the
+/// deployment gives them (plus the Secret's values and free ports).
+pub fn kubernetes_config() -> Vec<(String, String)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/k8s/configmap.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let data = text.split_once("\ndata:\n").unwrap().1;
+    data.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (key, value) = line.split_once(':').unwrap();
+            let value = value.trim();
+            let value = match value.strip_prefix('"') {
+                Some(quoted) => quoted.split_once('"').unwrap().0,
+                None => value.split(" #").next().unwrap().trim(),
+            };
+            (key.trim().to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::replace_database;
@@ -237,29 +262,4 @@ mod tests {
             "postgres://u@h/x?sslmode=disable"
         );
     }
-}
-
-/// The settings of the shipped Kubernetes ConfigMap (`deploy/k8s/configmap.yaml`), as the
-/// environment a pod gets, so tests can start the real binaries with exactly what the
-/// deployment gives them (plus the Secret's values and free ports).
-pub fn kubernetes_config() -> Vec<(String, String)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/k8s/configmap.yaml"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    let data = text.split_once("\ndata:\n").unwrap().1;
-    data.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            let (key, value) = line.split_once(':').unwrap();
-            let value = value.trim();
-            let value = match value.strip_prefix('"') {
-                Some(quoted) => quoted.split_once('"').unwrap().0,
-                None => value.split(" #").next().unwrap().trim(),
-            };
-            (key.trim().to_owned(), value.to_owned())
-        })
-        .collect()
 }
