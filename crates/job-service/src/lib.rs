@@ -62,6 +62,9 @@ pub enum StartError {
     Bind(#[from] std::io::Error),
 }
 
+/// How long a stopping server waits for open connections before cutting them.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
 /// Resolves on SIGTERM or SIGINT.
 async fn stop_signal() {
     #[cfg(unix)]
@@ -188,7 +191,10 @@ impl Application {
         })
         .backlog(2048)
         // SIGTERM is handled in `run`: the sockets are closed with 1001 before the server stops.
-        .disable_signals();
+        .disable_signals()
+        // Then connections still open (a WebSocket client that never closes its end after the
+        // close handshake) are cut after this long; HTTP requests here take far less.
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
         let workers = match settings.http_workers {
             0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             n => n,
@@ -225,8 +231,9 @@ impl Application {
             () = stop_signal() => {
                 tracing::info!("job service shutting down");
                 self.gateway.shut_down().await;
-                handle.stop(true).await;
-                server.await
+                // The server future processes the stop command: poll both.
+                let ((), result) = tokio::join!(handle.stop(true), server);
+                result
             }
         };
         if let Some(metrics) = metrics {

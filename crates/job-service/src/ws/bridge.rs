@@ -347,7 +347,7 @@ async fn serve(
                 }
             }
             _ = health.tick() => {
-                let ping = tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<String>()).await;
+                let ping = tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<redis::Value>()).await;
                 if !matches!(ping, Ok(Ok(_))) {
                     return Ended::Connection("PING went unanswered".to_owned());
                 }

@@ -6,6 +6,8 @@
 mod auth;
 mod frames;
 mod helpers;
+mod process;
 mod replicas;
 mod routing;
 mod sessions;
+mod slow;

@@ -38,6 +38,20 @@ async fn job_events_reach_their_owner_only_with_the_full_job() {
     let own = stack.submit(0, &bob, json!({"type": "noop"})).await;
     let event = bob_ws.expect("jobUpdated").await;
     assert_eq!(event["job"]["id"], own["id"]);
+
+    // What /metrics shows of it.
+    bob_ws.join("lobby").await;
+    let page = stack.metrics(0).await;
+    for line in [
+        "ws_connected_sockets 2",
+        "ws_rooms 1",
+        "ws_messages_in_total{event=\"joinRoom\"} 1",
+        "ws_messages_out_total{event=\"jobUpdated\"} 3",
+        "ws_messages_out_total{event=\"reply\"} 1",
+        "ws_job_event_delay_seconds_count 3",
+    ] {
+        assert!(page.lines().any(|l| l == line), "{line} missing:\n{page}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
