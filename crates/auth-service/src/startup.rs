@@ -154,6 +154,7 @@ impl Application {
                 .wrap(middleware::from_fn(move |req, next| {
                     security_headers(hsts, req, next)
                 }))
+                .wrap(middleware::from_fn(service_kit::request_id::middleware))
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {

@@ -183,6 +183,7 @@ impl Application {
                 .wrap(middleware::from_fn(move |req, next| {
                     service_kit::http::security_headers(hsts, req, next)
                 }))
+                .wrap(middleware::from_fn(service_kit::request_id::middleware))
                 .configure(health_routes)
                 .configure(routes::configure)
                 .configure(ws::configure)

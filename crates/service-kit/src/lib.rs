@@ -8,6 +8,7 @@
 //! - [`http`]: CORS, CSRF, security headers, default 404s, API docs.
 //! - [`metrics`]: the Prometheus recorder, request metrics and logging, the `METRICS_ADDR`
 //!   listener.
+//! - [`request_id`]: one id per HTTP request, in its logs, its answer and its problem document.
 //! - [`mail`]: outgoing email through SMTP, or to the log without `SMTP_URL`.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`redis_pool`]: the deadpool Redis pool and key prefixes.
@@ -20,6 +21,7 @@ pub mod mail;
 pub mod metrics;
 pub mod problem;
 pub mod redis_pool;
+pub mod request_id;
 pub mod settings;
 pub mod telemetry;
 

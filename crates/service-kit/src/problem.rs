@@ -9,10 +9,13 @@ use actix_web::{HttpResponse, ResponseError};
 use domain::ValidationErrors;
 use serde::Serialize;
 
+use crate::request_id::RequestId;
+
 /// Media type of problem documents.
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
-/// An error response body: `{"type", "title", "status", "detail", "code", "errors"?}`.
+/// An error response body: `{"type", "title", "status", "detail", "code", "errors"?,
+/// "request_id"?}`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem (`urn:task-vault:problem:<code>`).
@@ -30,6 +33,10 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub errors: Option<ValidationErrors>,
+    /// The id of the request that got this answer (also in the `X-Request-Id` header): quote
+    /// it when reporting a problem, it finds every log line of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// Seconds to wait before retrying (sent as the `Retry-After` header, not in the body).
     #[serde(skip)]
     pub retry_after_secs: Option<u64>,
@@ -45,6 +52,7 @@ impl Problem {
             detail: detail.into(),
             code: code.to_owned(),
             errors: None,
+            request_id: None,
             retry_after_secs: None,
         }
     }
@@ -113,14 +121,21 @@ impl Problem {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// Renders the response.
+    /// Renders the response, with the id of the request being served
+    /// ([`crate::request_id`]) when there is one.
     pub fn to_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)));
         if let Some(secs) = self.retry_after_secs {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        response.json(self)
+        match (&self.request_id, RequestId::current()) {
+            (None, Some(id)) => response.json(Problem {
+                request_id: Some(id.to_string()),
+                ..self.clone()
+            }),
+            _ => response.json(self),
+        }
     }
 }
 

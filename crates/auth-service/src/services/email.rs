@@ -2,6 +2,7 @@
 //! slow or failing mail server never delays or fails a request.
 
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use domain::Email;
 use service_kit::mail::{self, Delivery, MailError};
@@ -62,22 +63,26 @@ impl Mailer {
     ) {
         let mail = self.mail.clone();
         let to = to.clone();
-        self.runtime.spawn(async move {
-            let outcome = match mail.send(to.as_str(), subject, body).await {
-                Ok(Delivery::Sent) => {
-                    tracing::debug!(to = %to, kind, "email sent");
-                    "sent"
-                }
-                Ok(Delivery::Logged) => "logged",
-                Err(error) => {
-                    // The error names the server's answer, never the message (which holds tokens).
-                    tracing::warn!(to = %to, kind, %error, "email not delivered");
-                    "failed"
-                }
-            };
-            // No `kind` label: which emails go out (a reset link or none) tells known
-            // addresses from unknown ones.
-            metrics::counter!("auth_emails_total", "outcome" => outcome).increment(1);
-        });
+        self.runtime.spawn(
+            async move {
+                let outcome = match mail.send(to.as_str(), subject, body).await {
+                    Ok(Delivery::Sent) => {
+                        tracing::debug!(to = %to, kind, "email sent");
+                        "sent"
+                    }
+                    Ok(Delivery::Logged) => "logged",
+                    Err(error) => {
+                        // The error names the server's answer, never the message (which holds tokens).
+                        tracing::warn!(to = %to, kind, %error, "email not delivered");
+                        "failed"
+                    }
+                };
+                // No `kind` label: which emails go out (a reset link or none) tells known
+                // addresses from unknown ones.
+                metrics::counter!("auth_emails_total", "outcome" => outcome).increment(1);
+            }
+            // Its log lines carry the id of the request that asked for the email.
+            .in_current_span(),
+        );
     }
 }

@@ -254,3 +254,77 @@ async fn an_unusable_smtp_url_is_named_before_the_database_is_touched() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("SMTP_URL"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_log_lines_of_a_request_carry_its_id() {
+    let db = TestDb::create().await;
+    let redis = TestRedis::new();
+    let port = free_port();
+    let mut env = base_env(&db, &redis);
+    env.extend(
+        [
+            ("AUTH_ADDR", format!("127.0.0.1:{port}")),
+            ("LOG_FORMAT", "json".to_owned()),
+            // The access log line is at debug; no SMTP_URL: the email goes to the log.
+            ("RUST_LOG", "info,service_kit=debug".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let mut child = tokio::process::Command::new(BINARY)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while client.get(format!("{base}/readyz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signup = client
+        .post(format!("{base}/api/auth/signup"))
+        .header("x-request-id", "trace-me-42")
+        .json(&serde_json::json!({"email": "traced@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 202);
+    // The email is written by a background task: give it a moment, then stop the process.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let traced: Vec<Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["span"]["request_id"] == "trace-me-42")
+        .collect();
+    let messages: Vec<&str> = traced
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    // The access log line and the logged email, written by a background task, both have it.
+    assert!(messages.contains(&"request"), "{stdout}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("email not sent, logged instead")),
+        "{stdout}"
+    );
+    for line in &traced {
+        for field in ["timestamp", "level", "message"] {
+            assert!(line.get(field).is_some(), "{field} missing: {line}");
+        }
+    }
+}

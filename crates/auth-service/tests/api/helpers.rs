@@ -276,13 +276,19 @@ impl TestApp {
     }
 }
 
-/// Status, body and every header but `date`: two answers that must not be told apart.
+/// Status, body and every header but `date` and the request id (random for every request,
+/// so it tells nothing apart): two answers that must not be told apart.
 pub async fn observable(response: Response) -> (u16, Vec<(String, String)>, String) {
     let status = response.status().as_u16();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .expect("every answer carries x-request-id");
     let mut headers: Vec<(String, String)> = response
         .headers()
         .iter()
-        .filter(|(name, _)| name.as_str() != "date")
+        .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id"))
         .map(|(name, value)| {
             (
                 name.to_string(),
@@ -291,7 +297,15 @@ pub async fn observable(response: Response) -> (u16, Vec<(String, String)>, Stri
         })
         .collect();
     headers.sort();
-    (status, headers, response.text().await.unwrap())
+    let mut body = response.text().await.unwrap();
+    // A problem document repeats the request id: the same id as the header, then dropped.
+    if let Ok(Value::Object(mut problem)) = serde_json::from_str::<Value>(&body)
+        && let Some(id) = problem.remove("request_id")
+    {
+        assert_eq!(id, request_id.as_str(), "problem request_id = header");
+        body = Value::Object(problem).to_string();
+    }
+    (status, headers, body)
 }
 
 /// Asserts a problem document with `status` and `code`; returns it.
@@ -302,8 +316,21 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status);
+    assert_eq!(body["request_id"], request_id.as_str(), "{body}");
     body
+}
+
+/// A problem document without its `request_id` (which differs for every request).
+pub fn without_request_id(mut problem: Value) -> Value {
+    if let Some(fields) = problem.as_object_mut() {
+        fields.remove("request_id");
+    }
+    problem
 }

@@ -449,3 +449,56 @@ async fn openapi_lists_every_route_and_docs_are_served() {
             .contains("swagger")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_carries_a_request_id_and_problems_repeat_it() {
+    let app = spawn_app().await;
+    let me = |id: Option<&'static str>| {
+        let mut request = app.client.get(app.url("/api/auth/me"));
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+    let header = |response: &reqwest::Response| {
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // A valid incoming id is kept, in the header and in the problem document.
+    let response = me(Some("edge-7f3a:42")).await.unwrap();
+    assert_eq!(header(&response), "edge-7f3a:42");
+    let problem = assert_problem(response, 401, "unauthorized").await;
+    assert_eq!(problem["request_id"], "edge-7f3a:42");
+
+    // None, or one unsafe to echo: a fresh id each time, the same in header and body.
+    let mut seen = Vec::new();
+    for id in [None, Some("two words"), Some("")] {
+        let response = me(id).await.unwrap();
+        let generated = header(&response);
+        assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+        let problem = assert_problem(response, 401, "unauthorized").await;
+        assert_eq!(problem["request_id"], generated.as_str());
+        seen.push(generated);
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // Successful answers and unknown routes carry it too.
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(health.headers().contains_key("x-request-id"));
+    let missing = app
+        .client
+        .get(app.url("/nowhere"))
+        .header("x-request-id", "r1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&missing), "r1");
+    assert_eq!(
+        assert_problem(missing, 404, "not_found").await["request_id"],
+        "r1"
+    );
+}

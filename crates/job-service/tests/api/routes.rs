@@ -612,3 +612,36 @@ async fn stats_count_every_status_and_pending_jobs_by_priority() {
     );
     assert_eq!(stats["queue_depth"], json!({"5": 2, "-3": 1}));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_carry_the_request_id_and_problems_repeat_it() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let response = app
+        .client
+        .get(app.url("/api/jobs/00000000-0000-0000-0000-000000000000"))
+        .bearer_auth(&user.token)
+        .header("x-request-id", "lb-1234")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "lb-1234");
+    let (status, body) = read(response).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(body["request_id"], "lb-1234");
+
+    let response = app
+        .client
+        .get(app.url("/api/jobs/all"))
+        .send()
+        .await
+        .unwrap();
+    let generated = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+    let (status, body) = read(response).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["request_id"], generated.as_str());
+}
