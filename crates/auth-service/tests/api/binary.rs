@@ -270,7 +270,7 @@ async fn json_log_lines_of_a_request_carry_its_id() {
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
-    let mut child = tokio::process::Command::new(BINARY)
+    let child = tokio::process::Command::new(BINARY)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
