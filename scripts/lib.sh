@@ -315,3 +315,18 @@ tv_stop_pids() {
     sleep 0.2
   done
 }
+
+# ---------------------------------------------------------------------------- libfaketime
+
+# ensure_faketime: a test runs a worker whose clock is wrong (LD_PRELOAD of libfaketime);
+# exports TEST_FAKETIME_LIB, installing the Debian package when it is missing.
+ensure_faketime() {
+  local lib
+  lib="$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)"
+  if [[ -z $lib ]]; then
+    tv_apt_install libfaketime || return 1
+    lib="$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)"
+  fi
+  [[ -n $lib ]] || { tv_fail "libfaketime.so.1 not found after installing libfaketime"; return 1; }
+  export TEST_FAKETIME_LIB="$lib"
+}

@@ -8,10 +8,13 @@
 //! |---|---|---|---|
 //! | `{prefix}q:ready` | ZSET | job id | [`ready_score`]: priority first, then submission time |
 //! | `{prefix}q:scheduled` | ZSET | `"<id>\|<ready score>"` | `run_at` (ms since the epoch) |
-//! | `{prefix}q:lease` | ZSET | job id | lease deadline (ms since the epoch) |
+//! | `{prefix}q:lease` | ZSET | job id | lease deadline (ms since the epoch, Redis's clock) |
+//! | `{prefix}q:swept` | string | | `"<Redis run_id> <RFC 3339 time>"`: see [`Queue::sweep_mark`] |
 //!
 //! Claims are one Lua script (`scripts/claim.lua`): `ZPOPMIN` a batch from `ready` and lease
-//! it, atomically, so two workers never take the same job. Equal scores (same priority, same
+//! it, atomically, so two workers never take the same job. Every deadline and every "now"
+//! (leases, expiry, promotion) is taken from Redis's own clock (`TIME`) inside the scripts, so
+//! a worker whose clock is wrong cannot reap live jobs or promote early. Equal scores (same priority, same
 //! millisecond) fall back to member order, and UUID v7 strings sort by creation time, so FIFO
 //! holds within a priority.
 //!
@@ -20,6 +23,8 @@
 //! `{prefix}events:user:{user_id}` ([`events_channel`]). A consumer that wants every user's
 //! events (the admin room) subscribes to the pattern `{prefix}events:user:*`; publishing once
 //! per change instead of also on a global channel halves the publish cost on the hot path.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_redis::Pool;
@@ -32,9 +37,30 @@ pub enum QueueError {
     /// No connection could be had from the pool.
     #[error("no Redis connection: {0}")]
     Pool(#[from] deadpool_redis::PoolError),
-    /// A command or script failed.
+    /// A command or script failed, or its answer did not come within its timeout (then Redis
+    /// may still have applied it).
     #[error("Redis command failed: {0}")]
     Redis(#[from] redis::RedisError),
+}
+
+/// How long the index waits for Redis's answers. Set explicitly rather than left to the
+/// client's default (500 ms), which is too short for a big reconcile script and needlessly
+/// long for nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Claims, renewals, batches of writes and other small commands.
+    pub command: Duration,
+    /// Reconcile scripts (thousands of entries per call).
+    pub bulk: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            command: Duration::from_secs(2),
+            bulk: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Priorities span −1000..=1000; `(MAX_PRIORITY - priority)` puts the highest first.
@@ -116,6 +142,7 @@ struct Keys {
     ready: String,
     scheduled: String,
     lease: String,
+    swept: String,
 }
 
 /// The dispatch index. Cheap to clone.
@@ -125,10 +152,12 @@ pub struct Queue {
     prefix: String,
     keys: std::sync::Arc<Keys>,
     scripts: std::sync::Arc<Scripts>,
+    timeouts: Timeouts,
 }
 
 struct Scripts {
     claim: Script,
+    renew: Script,
     promote: Script,
     reap: Script,
     reconcile: Script,
@@ -142,14 +171,24 @@ impl std::fmt::Debug for Queue {
     }
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+/// What [`Queue::sweep_mark`] found: whether Redis kept everything since the last full sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepMark {
+    run_id: String,
+    /// The time recorded by the last sweep of this Redis process (`None`: no sweep recorded,
+    /// or Redis restarted or was flushed since, so the index may have lost anything).
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl Queue {
-    /// The index under `prefix` (e.g. `"tv:"`; queue keys are `{prefix}q:*`).
+    /// The index under `prefix` (e.g. `"tv:"`; queue keys are `{prefix}q:*`), with the default
+    /// [`Timeouts`].
     pub fn new(pool: Pool, prefix: &str) -> Self {
+        Self::with_timeouts(pool, prefix, Timeouts::default())
+    }
+
+    /// The index under `prefix` with explicit timeouts.
+    pub fn with_timeouts(pool: Pool, prefix: &str, timeouts: Timeouts) -> Self {
         Self {
             pool,
             prefix: prefix.to_owned(),
@@ -157,9 +196,12 @@ impl Queue {
                 ready: format!("{prefix}q:ready"),
                 scheduled: format!("{prefix}q:scheduled"),
                 lease: format!("{prefix}q:lease"),
+                swept: format!("{prefix}q:swept"),
             }),
+            timeouts,
             scripts: std::sync::Arc::new(Scripts {
                 claim: Script::new(include_str!("scripts/claim.lua")),
+                renew: Script::new(include_str!("scripts/renew.lua")),
                 promote: Script::new(include_str!("scripts/promote.lua")),
                 reap: Script::new(include_str!("scripts/reap.lua")),
                 reconcile: Script::new(include_str!("scripts/reconcile.lua")),
@@ -170,6 +212,13 @@ impl Queue {
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// A pooled connection that waits at most `timeout` for each answer.
+    async fn conn(&self, timeout: Duration) -> Result<deadpool_redis::Connection, QueueError> {
+        let mut conn = self.pool.get().await?;
+        conn.set_response_timeout(timeout);
+        Ok(conn)
     }
 
     /// A batch of writes sent in one round trip by [`Queue::send`].
@@ -187,65 +236,74 @@ impl Queue {
         if batch.len == 0 {
             return Ok(());
         }
-        let mut conn = self.pool.get().await?;
+        let timeout = if batch.len > 256 {
+            self.timeouts.bulk
+        } else {
+            self.timeouts.command
+        };
+        let mut conn = self.conn(timeout).await?;
         batch.pipe.query_async::<()>(&mut *conn).await?;
         Ok(())
     }
 
-    /// Pops up to `max` ready jobs, best first, and leases them until `lease_ms` from now.
+    /// Pops up to `max` ready jobs, best first, and leases them for `lease_ms` (by Redis's
+    /// clock).
+    ///
+    /// An error may come after Redis applied the claim (an answer that timed out): the popped
+    /// jobs are then leased to nobody, and taken back when the lease expires (see
+    /// [`Queue::take_expired`]).
     pub async fn claim(&self, max: usize, lease_ms: i64) -> Result<Vec<Uuid>, QueueError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn(self.timeouts.command).await?;
         let ids: Vec<String> = self
             .scripts
             .claim
             .key(&self.keys.ready)
             .key(&self.keys.lease)
             .arg(max)
-            .arg(now_ms() + lease_ms)
+            .arg(lease_ms)
             .invoke_async(&mut *conn)
             .await?;
         Ok(parse_ids(&ids))
     }
 
-    /// Moves up to `max` scheduled jobs that are due to the ready set; returns their ids.
+    /// Moves up to `max` scheduled jobs that are due (by Redis's clock) to the ready set;
+    /// returns their ids.
     pub async fn promote_due(&self, max: usize) -> Result<Vec<Uuid>, QueueError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn(self.timeouts.command).await?;
         let ids: Vec<String> = self
             .scripts
             .promote
             .key(&self.keys.ready)
             .key(&self.keys.scheduled)
-            .arg(now_ms())
             .arg(max)
             .invoke_async(&mut *conn)
             .await?;
         Ok(parse_ids(&ids))
     }
 
-    /// Extends the leases of `ids` to `lease_ms` from now (re-creating any that Redis lost).
+    /// Extends the leases of `ids` to `lease_ms` from now by Redis's clock (re-creating any
+    /// that Redis lost).
     pub async fn renew(&self, ids: &[Uuid], lease_ms: i64) -> Result<(), QueueError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let deadline = now_ms() + lease_ms;
-        let mut cmd = redis::cmd("ZADD");
-        cmd.arg(&self.keys.lease);
+        let mut invocation = self.scripts.renew.prepare_invoke();
+        invocation.key(&self.keys.lease).arg(lease_ms);
         for id in ids {
-            cmd.arg(deadline).arg(id.to_string());
+            invocation.arg(id.to_string());
         }
-        let mut conn = self.pool.get().await?;
-        cmd.query_async::<()>(&mut *conn).await?;
+        let mut conn = self.conn(self.timeouts.command).await?;
+        invocation.invoke_async::<i64>(&mut *conn).await?;
         Ok(())
     }
 
-    /// Removes and returns up to `max` leases that have expired.
+    /// Removes and returns up to `max` leases that have expired (by Redis's clock).
     pub async fn take_expired(&self, max: usize) -> Result<Vec<Uuid>, QueueError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn(self.timeouts.command).await?;
         let ids: Vec<String> = self
             .scripts
             .reap
             .key(&self.keys.lease)
-            .arg(now_ms())
             .arg(max)
             .invoke_async(&mut *conn)
             .await?;
@@ -258,7 +316,7 @@ impl Queue {
     }
 
     /// Re-adds the jobs among `jobs` that Redis has in none of its sets; running jobs get a
-    /// lease of `lease_ms` from now. Returns the ids added.
+    /// lease of `lease_ms` (by Redis's clock). Returns the ids added.
     ///
     /// `jobs` should be fresh from PostgreSQL: a row read before its job was claimed and
     /// finished would be queued again (harmlessly: the claim's conditional update skips it).
@@ -286,7 +344,7 @@ impl Queue {
             .key(&self.keys.ready)
             .key(&self.keys.scheduled)
             .key(&self.keys.lease);
-        invocation.arg(now_ms() + lease_ms).arg(mode);
+        invocation.arg(lease_ms).arg(mode);
         for job in jobs {
             match job {
                 Recorded::Pending(entry) => {
@@ -306,15 +364,62 @@ impl Queue {
                 }
             }
         }
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn(self.timeouts.bulk).await?;
         let ids: Vec<String> = invocation.invoke_async(&mut *conn).await?;
         Ok(parse_ids(&ids))
+    }
+
+    /// Whether Redis may have lost index entries since the last sweep: `since` is `None` when
+    /// no sweep is recorded under this prefix (a flush, an eviction, a new Redis) or the one
+    /// recorded was made by another Redis process (a restart, which may lose the last writes,
+    /// or a failover). Then a full sweep is due; otherwise a sweep of what changed since
+    /// `since` is enough.
+    pub async fn sweep_mark(&self) -> Result<SweepMark, QueueError> {
+        let mut conn = self.conn(self.timeouts.command).await?;
+        let (info, mark): (String, Option<String>) = redis::pipe()
+            .cmd("INFO")
+            .arg("server")
+            .get(&self.keys.swept)
+            .query_async(&mut *conn)
+            .await?;
+        let run_id = info
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let since = mark.and_then(|mark| {
+            let (id, at) = mark.split_once(' ')?;
+            if id != run_id {
+                return None;
+            }
+            DateTime::parse_from_rfc3339(at)
+                .ok()
+                .map(|at| at.with_timezone(&Utc))
+        });
+        Ok(SweepMark { run_id, since })
+    }
+
+    /// Records a sweep of everything that changed before `at`, by the Redis process that
+    /// `mark` was read from.
+    pub async fn set_sweep_mark(
+        &self,
+        mark: &SweepMark,
+        at: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        let mut conn = self.conn(self.timeouts.command).await?;
+        redis::cmd("SET")
+            .arg(&self.keys.swept)
+            .arg(format!("{} {}", mark.run_id, at.to_rfc3339()))
+            .query_async::<()>(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     /// Takes the lock `name` for `ttl_ms` if nobody holds it (`SET NX PX`); the lock simply
     /// expires, so a holder that dies cannot wedge the others.
     pub async fn try_lock(&self, name: &str, ttl_ms: u64) -> Result<bool, QueueError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn(self.timeouts.command).await?;
         let set: Option<String> = redis::cmd("SET")
             .arg(format!("{}q:lock:{name}", self.prefix))
             .arg(Uuid::new_v4().to_string())
@@ -328,7 +433,7 @@ impl Queue {
 
     /// The sizes of the ready, scheduled and lease sets.
     pub async fn depth(&self) -> Result<Depth, QueueError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn(self.timeouts.command).await?;
         let (ready, scheduled, running): (u64, u64, u64) = redis::pipe()
             .zcard(&self.keys.ready)
             .zcard(&self.keys.scheduled)
@@ -344,7 +449,7 @@ impl Queue {
 
     /// Whether `id` is in the ready set (test and tooling aid).
     pub async fn is_ready(&self, id: Uuid) -> Result<bool, QueueError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn(self.timeouts.command).await?;
         let score: Option<f64> = redis::cmd("ZSCORE")
             .arg(&self.keys.ready)
             .arg(id.to_string())

@@ -391,8 +391,10 @@ pub async fn user_email(
         .optional()?)
 }
 
-/// Marks the queued jobs `ids` as `running` for a new attempt (`attempts` and `fence` + 1) and
-/// returns them; ids no longer queued (cancelled, claimed elsewhere) are left out.
+/// Marks the jobs `ids` that are ready to run as `running` for a new attempt (`attempts` and
+/// `fence` + 1) and returns them. Ready means `pending`, or `scheduled` and due (a promotion
+/// whose PostgreSQL write has not landed yet); a `scheduled` job not yet due (a stale ready
+/// entry) keeps its backoff. Ids not ready (cancelled, claimed elsewhere, not due) are left out.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
@@ -402,7 +404,7 @@ pub async fn claim(
         ids,
         "status = 'running', attempts = j.attempts + 1, fence = j.fence + 1, progress = 0, \
          started_at = now(), updated_at = now()",
-        "j.status IN ('pending', 'scheduled')",
+        "(j.status = 'pending' OR (j.status = 'scheduled' AND j.run_at <= now()))",
     )
     .await
 }
@@ -434,15 +436,17 @@ pub struct Outcome {
     pub id: Uuid,
     /// The fence of the attempt.
     pub fence: i64,
-    /// `completed`, `failed` (no attempts left), `scheduled` (retry at `run_at`) or `pending`
-    /// (released unfinished, e.g. at shutdown).
+    /// `completed`, `failed` (no attempts left), `scheduled` (retry after `retry_in_ms`) or
+    /// `pending` (released unfinished at shutdown: the attempt is given back, so a job released
+    /// on its last attempt still gets it and `attempts` never exceeds `max_attempts`).
     pub status: &'static str,
     /// The result of a completed job.
     pub result: Option<Value>,
     /// The error of a failed attempt.
     pub last_error: Option<String>,
-    /// Retry time, for `scheduled`.
-    pub run_at: Option<DateTime<Utc>>,
+    /// Retry delay, for `scheduled`: `run_at` becomes PostgreSQL's `now()` plus this (no
+    /// worker's clock decides it).
+    pub retry_in_ms: Option<i64>,
 }
 
 /// Records many attempt outcomes in one statement, each fenced by `status = 'running' AND
@@ -459,17 +463,19 @@ pub async fn finish(
     let statuses: Vec<&str> = outcomes.iter().map(|o| o.status).collect();
     let results: Vec<Option<Value>> = outcomes.iter().map(|o| o.result.clone()).collect();
     let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.last_error.clone()).collect();
-    let run_ats: Vec<Option<DateTime<Utc>>> = outcomes.iter().map(|o| o.run_at).collect();
+    let delays: Vec<Option<i64>> = outcomes.iter().map(|o| o.retry_in_ms).collect();
     let sql = format!(
         "UPDATE jobs j SET status = u.status, \
+           attempts = CASE WHEN u.status = 'pending' THEN j.attempts - 1 ELSE j.attempts END, \
            result = COALESCE(u.result, j.result), \
            last_error = CASE WHEN u.status = 'completed' THEN j.last_error ELSE COALESCE(u.last_error, j.last_error) END, \
            progress = CASE WHEN u.status = 'completed' THEN 100 ELSE j.progress END, \
-           run_at = CASE WHEN u.status = 'scheduled' THEN u.run_at ELSE j.run_at END, \
+           run_at = CASE WHEN u.status = 'scheduled' \
+             THEN now() + u.delay_ms * interval '1 millisecond' ELSE j.run_at END, \
            finished_at = CASE WHEN u.status IN ('completed', 'failed') THEN now() ELSE NULL END, \
            updated_at = now() \
-         FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::jsonb[], $5::text[], $6::timestamptz[]) \
-           AS u(id, fence, status, result, last_error, run_at) \
+         FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::jsonb[], $5::text[], $6::int8[]) \
+           AS u(id, fence, status, result, last_error, delay_ms) \
          WHERE j.id = u.id AND j.status = 'running' AND j.fence = u.fence \
          RETURNING {JOB_COLUMNS}"
     );
@@ -479,7 +485,7 @@ pub async fn finish(
         .bind::<Array<Text>, _>(statuses)
         .bind::<Array<Nullable<Jsonb>>, _>(results)
         .bind::<Array<Nullable<Text>>, _>(errors)
-        .bind::<Array<Nullable<Timestamptz>>, _>(run_ats)
+        .bind::<Array<Nullable<BigInt>>, _>(delays)
         .load(conn)
         .await?)
 }
@@ -567,38 +573,46 @@ pub struct QueueEntry {
     pub created_at: DateTime<Utc>,
     /// When due (scheduled jobs).
     pub run_at: Option<DateTime<Utc>>,
+    /// Its last change (the position of a sweep of queued jobs).
+    pub updated_at: DateTime<Utc>,
 }
 
-/// Which jobs [`queue_entries`] scans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scan {
-    /// `pending` and `scheduled` jobs (partial index `jobs_queued`).
-    Queued,
-    /// `running` jobs (partial index `jobs_running`).
-    Running,
-}
-
-/// Up to `limit` jobs of `scan` with an id above `after`, in id order. The status filter is
-/// literal SQL so that PostgreSQL can prove the partial index's predicate and use it.
-pub async fn queue_entries(
+/// Up to `limit` `pending` or `scheduled` jobs changed after `after` (`(updated_at, id)`), in
+/// that order: the partial index `jobs_queued` serves it, so a sweep of what changed since
+/// the last one reads only those rows, whatever the backlog. The status filter is literal SQL
+/// so that PostgreSQL can prove the partial index's predicate.
+pub async fn queued_after(
     conn: &mut AsyncPgConnection,
-    scan: Scan,
+    after: (DateTime<Utc>, Uuid),
+    limit: i64,
+) -> Result<Vec<QueueEntry>, PersistenceError> {
+    Ok(jobs::table
+        .filter(
+            diesel::dsl::sql::<Bool>(
+                "jobs.status IN ('pending', 'scheduled') AND (jobs.updated_at, jobs.id) > (",
+            )
+            .bind::<Timestamptz, _>(after.0)
+            .sql(", ")
+            .bind::<diesel::sql_types::Uuid, _>(after.1)
+            .sql(")"),
+        )
+        .select(QUEUE_ENTRY)
+        .order((jobs::updated_at.asc(), jobs::id.asc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
+}
+
+/// Up to `limit` `running` jobs with an id above `after`, in id order (partial index
+/// `jobs_running`: as many rows as jobs running, whatever the backlog).
+pub async fn running_after(
+    conn: &mut AsyncPgConnection,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<QueueEntry>, PersistenceError> {
-    let predicate = match scan {
-        Scan::Queued => "jobs.status IN ('pending', 'scheduled')",
-        Scan::Running => "jobs.status = 'running'",
-    };
     let mut q = jobs::table
-        .filter(diesel::dsl::sql::<Bool>(predicate))
-        .select((
-            jobs::id,
-            jobs::status,
-            jobs::priority,
-            jobs::created_at,
-            jobs::run_at,
-        ))
+        .filter(diesel::dsl::sql::<Bool>("jobs.status = 'running'"))
+        .select(QUEUE_ENTRY)
         .order(jobs::id.asc())
         .limit(limit)
         .into_boxed();
@@ -606,6 +620,30 @@ pub async fn queue_entries(
         q = q.filter(jobs::id.gt(after));
     }
     Ok(q.load(conn).await?)
+}
+
+/// The columns of [`QueueEntry`].
+const QUEUE_ENTRY: (
+    jobs::id,
+    jobs::status,
+    jobs::priority,
+    jobs::created_at,
+    jobs::run_at,
+    jobs::updated_at,
+) = (
+    jobs::id,
+    jobs::status,
+    jobs::priority,
+    jobs::created_at,
+    jobs::run_at,
+    jobs::updated_at,
+);
+
+/// PostgreSQL's clock (`now()`), the clock of every `updated_at`.
+pub async fn db_now(conn: &mut AsyncPgConnection) -> Result<DateTime<Utc>, PersistenceError> {
+    Ok(diesel::select(diesel::dsl::now.into_sql::<Timestamptz>())
+        .get_result(conn)
+        .await?)
 }
 
 /// The current queue state of the jobs `ids` that are queued or running (a fresh re-read of
@@ -620,13 +658,7 @@ pub async fn queue_entries_of(
     Ok(jobs::table
         .filter(jobs::id.eq_any(ids))
         .filter(jobs::status.eq_any(["pending", "scheduled", "running"]))
-        .select((
-            jobs::id,
-            jobs::status,
-            jobs::priority,
-            jobs::created_at,
-            jobs::run_at,
-        ))
+        .select(QUEUE_ENTRY)
         .load(conn)
         .await?)
 }

@@ -13,14 +13,15 @@
 //!   there are free execution slots, so a worker never sits on prefetched low-priority jobs.
 //!
 //! SIGTERM: stop claiming, let running attempts finish for up to `SHUTDOWN_GRACE_SECS`, then
-//! hand the rest back (`pending`, attempts kept), write everything, exit 0.
+//! hand the rest back (`pending`, the interrupted attempt given back so that `attempts` never
+//! exceeds `max_attempts`), write everything, exit 0.
 
 pub mod handlers;
 pub mod maintenance;
 pub mod runtime;
 pub mod settings;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,6 +74,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         _ => None,
     };
 
+    // The recorder is installed before any loop runs, so that the first rounds (a reconcile
+    // at start) are counted; the HTTP server would install it only once its threads start.
+    service_kit::metrics::handle();
     let metrics =
         service_kit::metrics::MetricsListener::bind_setting(settings.metrics_addr.as_deref())?;
     let health_routes = if metrics.is_some() {
@@ -104,13 +108,21 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let (tx, rx) = mpsc::channel(settings.flush_max.max(1024) * 4);
     let shared = Arc::new(Shared {
         pg,
-        queue: Queue::new(redis, &settings.redis_prefix),
+        queue: Queue::with_timeouts(
+            redis,
+            &settings.redis_prefix,
+            job_queue::Timeouts {
+                command: Duration::from_millis(settings.redis_timeout_ms),
+                ..job_queue::Timeouts::default()
+            },
+        ),
         registry: Registry::builtin(mailer),
-        inflight: Mutex::new(HashMap::new()),
+        inflight: Mutex::new(BTreeMap::new()),
         permits: Arc::new(Semaphore::new(settings.worker_concurrency)),
         outcomes: tx,
         exec_log,
         stopping: CancellationToken::new(),
+        abandon: CancellationToken::new(),
         tracker: TaskTracker::new(),
         settings,
     });
@@ -194,7 +206,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     }
     shared.tracker.wait().await;
     let _ = shared.outcomes.send(ToBatcher::Stop).await;
-    let _ = batcher.await;
+    // Outcomes that cannot be written (PostgreSQL down) are retried for another grace period,
+    // their leases renewed meanwhile; then shutdown gives up and their jobs run again later.
+    let mut batcher = batcher;
+    if tokio::time::timeout(grace, &mut batcher).await.is_err() {
+        tracing::error!("outcomes still unwritten after the grace period; giving up");
+        shared.abandon.cancel();
+        let _ = batcher.await;
+    }
     maintenance_stop.cancel();
     while maintenance.join_next().await.is_some() {}
     server_handle.stop(true).await;

@@ -3,17 +3,17 @@
 //! queue-depth gauge. Every worker runs all of them; each is safe to run concurrently with
 //! other workers' (Lua scripts remove what they return; PostgreSQL writes are conditional).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use job_queue::Recorded;
-use persistence::jobs::{self, Scan};
+use persistence::jobs;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::runtime::{Shared, StopReason, entry_of};
+use crate::runtime::{self, Shared, StopReason, entry_of};
 
 /// Most jobs handled by one reap or promotion round.
 const ROUND_MAX: usize = 1000;
@@ -36,18 +36,15 @@ where
     }
 }
 
-/// Renews the leases of every running attempt and stops those whose job was cancelled or
+/// Renews the leases of every attempt held here and stops those whose job was cancelled or
 /// taken back (checked against PostgreSQL, the record).
 pub async fn heartbeat(shared: &Arc<Shared>) {
-    let mine: Vec<(Uuid, i64)> = shared
-        .inflight()
-        .iter()
-        .map(|(id, f)| (*id, f.fence))
-        .collect();
+    let mine: Vec<(Uuid, i64)> = shared.inflight().keys().copied().collect();
     if mine.is_empty() {
         return;
     }
-    let ids: Vec<Uuid> = mine.iter().map(|(id, _)| *id).collect();
+    let mut ids: Vec<Uuid> = mine.iter().map(|(id, _)| *id).collect();
+    ids.dedup();
     if let Err(error) = shared.queue.renew(&ids, shared.lease_ms()).await {
         tracing::warn!(%error, "renewing leases failed");
     }
@@ -67,20 +64,26 @@ pub async fn heartbeat(shared: &Arc<Shared>) {
         }
     };
     let inflight = shared.inflight();
-    for (id, fence) in mine {
-        let reason = match states.get(&id) {
-            Some((status, current)) if status == "running" && *current == fence => continue,
-            Some((status, _)) if status == "cancelled" => StopReason::Cancelled,
+    for key in mine {
+        let reason = match states.get(&key.0) {
+            Some((status, current)) if status == "running" && *current == key.1 => continue,
+            Some((status, current)) if status == "cancelled" && *current == key.1 => {
+                StopReason::Cancelled
+            }
             _ => StopReason::LostLease,
         };
-        if let Some(attempt) = inflight.get(&id) {
-            tracing::info!(job = %id, ?reason, "stopping a running attempt");
+        if let Some(attempt) = inflight.get(&key)
+            && !attempt.token.is_cancelled()
+        {
+            tracing::info!(job = %key.0, fence = key.1, ?reason, "stopping an attempt");
             attempt.stop(reason);
         }
     }
 }
 
-/// Takes back jobs whose lease expired: `pending` again (or `failed` with no attempt left).
+/// Takes back jobs whose lease expired: running ones become `pending` again (or `failed` with
+/// no attempt left); queued ones whose claim was never recorded (a claim whose answer timed
+/// out, a worker that died between claim and record) go back to the ready or scheduled set.
 pub async fn reap(shared: &Arc<Shared>) {
     let expired = match shared.queue.take_expired(ROUND_MAX).await {
         Ok(ids) => ids,
@@ -92,25 +95,32 @@ pub async fn reap(shared: &Arc<Shared>) {
     if expired.is_empty() {
         return;
     }
-    // A late heartbeat of our own: renew rather than take back a job we are running.
-    let (own, others): (Vec<Uuid>, Vec<Uuid>) = {
-        let inflight = shared.inflight();
-        expired
-            .into_iter()
-            .partition(|id| inflight.contains_key(id))
-    };
+    // A late heartbeat of our own: renew rather than take back a job we hold.
+    let (own, others): (Vec<Uuid>, Vec<Uuid>) =
+        expired.into_iter().partition(|id| shared.holds(*id));
     if let Err(error) = shared.queue.renew(&own, shared.lease_ms()).await {
         tracing::warn!(%error, "renewing leases failed");
     }
+    if others.is_empty() {
+        return;
+    }
     let reaped = async {
         let mut conn = shared.pg.get().await?;
-        jobs::reap(&mut conn, &others).await
+        let reaped = jobs::reap(&mut conn, &others).await?;
+        let taken: HashSet<Uuid> = reaped.iter().map(|job| job.id).collect();
+        let rest: Vec<Uuid> = others
+            .iter()
+            .copied()
+            .filter(|id| !taken.contains(id))
+            .collect();
+        let queued = jobs::queue_entries_of(&mut conn, &rest).await?;
+        Ok::<_, persistence::PersistenceError>((reaped, queued))
     }
     .await;
-    let reaped = match reaped {
+    let (reaped, queued) = match reaped {
         Ok(rows) => rows,
         Err(error) => {
-            // The leases are gone from Redis; the reconciler leases the jobs again.
+            // The leases are gone from Redis; the reconciler's next full sweep finds the jobs.
             tracing::warn!(%error, "reaping failed");
             return;
         }
@@ -122,6 +132,10 @@ pub async fn reap(shared: &Arc<Shared>) {
             batch.enqueue(entry_of(job));
         }
         batch.publish(job.user_id, &job.to_json());
+    }
+    if !queued.is_empty() {
+        tracing::warn!(count = queued.len(), "claims never recorded; jobs put back");
+        runtime::index(&mut batch, &queued);
     }
     if let Err(error) = shared.queue.send(batch).await {
         tracing::warn!(%error, "re-enqueueing reaped jobs failed; the reconciler will");
@@ -155,14 +169,13 @@ pub async fn promote(shared: &Arc<Shared>) {
                 tracing::warn!(%error, "publishing promotions failed");
             }
         }
-        // The jobs are in the ready set already; claims accept `scheduled` rows too.
+        // The jobs are in the ready set already; claims accept `scheduled` rows once due.
         Err(error) => tracing::warn!(%error, "recording promotions failed"),
     }
 }
 
-/// Re-adds to Redis every job PostgreSQL has as queued or running but Redis lost (after a
-/// flush or a restart of Redis, or a crash between commit and enqueue). One worker at a time
-/// does it (a Redis lock that expires before the next round).
+/// Re-adds to Redis every job PostgreSQL has as queued or running but Redis lost. One worker
+/// at a time does it (a Redis lock that expires before the next round); see [`sweep`].
 pub async fn reconcile(shared: &Arc<Shared>) {
     let ttl_ms = (shared.settings.reconcile_interval_secs * 1000)
         .saturating_sub(100)
@@ -175,70 +188,142 @@ pub async fn reconcile(shared: &Arc<Shared>) {
             return;
         }
     }
-    let mut added = 0;
-    for scan in [Scan::Queued, Scan::Running] {
-        let mut after = None;
-        loop {
-            let rows = async {
-                let mut conn = shared.pg.get().await?;
-                jobs::queue_entries(&mut conn, scan, after, RECONCILE_PAGE).await
-            }
-            .await;
-            let rows = match rows {
-                Ok(rows) => rows,
-                Err(error) => {
-                    tracing::warn!(%error, "reconcile scan failed");
-                    return;
-                }
-            };
-            let Some(last) = rows.last() else { break };
-            after = Some(last.id);
-            let missing = match shared.queue.missing(&recorded(&rows)).await {
-                Ok(ids) => ids,
-                Err(error) => {
-                    tracing::warn!(%error, "reconcile check failed");
-                    return;
-                }
-            };
-            if missing.is_empty() {
-                if rows.len() < RECONCILE_PAGE as usize {
-                    break;
-                }
-                continue;
-            }
-            // Re-read the few missing rows, so that jobs claimed and finished during the
-            // scan are not queued again.
-            let fresh = async {
-                let mut conn = shared.pg.get().await?;
-                jobs::queue_entries_of(&mut conn, &missing).await
-            }
-            .await;
-            let fresh = match fresh {
-                Ok(rows) => rows,
-                Err(error) => {
-                    tracing::warn!(%error, "reconcile re-read failed");
-                    return;
-                }
-            };
-            match shared
-                .queue
-                .reconcile(&recorded(&fresh), shared.lease_ms())
-                .await
-            {
-                Ok(ids) => added += ids.len(),
-                Err(error) => {
-                    tracing::warn!(%error, "reconcile write failed");
-                    return;
-                }
-            }
-            if rows.len() < RECONCILE_PAGE as usize {
-                break;
+    match sweep(&shared.pg, &shared.queue, shared.lease_ms()).await {
+        Ok(done) => {
+            let kind = if done.full { "full" } else { "changes" };
+            metrics::counter!("worker_reconcile_rows_total", "sweep" => kind)
+                .increment(done.scanned as u64);
+            metrics::counter!("worker_reconcile_restored_total").increment(done.restored as u64);
+            if done.restored > 0 {
+                tracing::warn!(
+                    restored = done.restored,
+                    full = done.full,
+                    "reconciler restored jobs missing from Redis"
+                );
             }
         }
+        Err(error) => tracing::warn!(%error, "reconcile failed"),
     }
-    if added > 0 {
-        tracing::warn!(added, "reconciler restored jobs missing from Redis");
+}
+
+/// Time subtracted from the last sweep's start: a change whose transaction began before that
+/// sweep but committed after it carries an earlier `updated_at` (PostgreSQL's `now()` is the
+/// transaction's start).
+const SWEEP_SLACK_SECS: i64 = 5;
+
+/// What one [`sweep`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Every queued job was read (Redis lost data, or no sweep is recorded).
+    pub full: bool,
+    /// Rows read.
+    pub scanned: usize,
+    /// Jobs put back into Redis.
+    pub restored: usize,
+}
+
+/// Why a sweep stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Database(#[from] persistence::PersistenceError),
+    /// Redis failed.
+    #[error(transparent)]
+    Queue(#[from] job_queue::QueueError),
+}
+
+/// Compares PostgreSQL's queued and running jobs with Redis and re-adds what Redis lacks.
+///
+/// Cost: when Redis kept its data since the last sweep ([`job_queue::Queue::sweep_mark`]),
+/// only the queued jobs changed since then are read (a job-service crash between commit and
+/// enqueue, a failed Redis write after commit), plus the running ones (as many as run at
+/// once); only after Redis lost data (flushed, restarted, failed over) is every queued job
+/// read. Either way the cost never grows with a backlog that Redis still holds.
+pub async fn sweep(
+    pg: &persistence::PgPool,
+    queue: &job_queue::Queue,
+    lease_ms: i64,
+) -> Result<Sweep, SweepError> {
+    let mark = queue.sweep_mark().await?;
+    let started = {
+        let mut conn = pg
+            .get()
+            .await
+            .map_err(persistence::PersistenceError::from)?;
+        jobs::db_now(&mut conn).await?
+    };
+    let full = mark.since.is_none();
+    let mut done = Sweep {
+        full,
+        scanned: 0,
+        restored: 0,
+    };
+    let mut after = match mark.since {
+        Some(since) => (
+            since - chrono::Duration::seconds(SWEEP_SLACK_SECS),
+            Uuid::nil(),
+        ),
+        None => (chrono::DateTime::UNIX_EPOCH, Uuid::nil()),
+    };
+    loop {
+        let rows = {
+            let mut conn = pg
+                .get()
+                .await
+                .map_err(persistence::PersistenceError::from)?;
+            jobs::queued_after(&mut conn, after, RECONCILE_PAGE).await?
+        };
+        let Some(last) = rows.last() else { break };
+        after = (last.updated_at, last.id);
+        done.scanned += rows.len();
+        done.restored += restore(pg, queue, &rows, lease_ms).await?;
+        if rows.len() < RECONCILE_PAGE as usize {
+            break;
+        }
     }
+    let mut after = None;
+    loop {
+        let rows = {
+            let mut conn = pg
+                .get()
+                .await
+                .map_err(persistence::PersistenceError::from)?;
+            jobs::running_after(&mut conn, after, RECONCILE_PAGE).await?
+        };
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id);
+        done.scanned += rows.len();
+        done.restored += restore(pg, queue, &rows, lease_ms).await?;
+        if rows.len() < RECONCILE_PAGE as usize {
+            break;
+        }
+    }
+    queue.set_sweep_mark(&mark, started).await?;
+    Ok(done)
+}
+
+/// Re-adds the jobs among `rows` that Redis lacks; returns how many.
+async fn restore(
+    pg: &persistence::PgPool,
+    queue: &job_queue::Queue,
+    rows: &[jobs::QueueEntry],
+    lease_ms: i64,
+) -> Result<usize, SweepError> {
+    let missing = queue.missing(&recorded(rows)).await?;
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    // Re-read the few missing rows, so that jobs claimed and finished during the scan are not
+    // queued again.
+    let fresh = {
+        let mut conn = pg
+            .get()
+            .await
+            .map_err(persistence::PersistenceError::from)?;
+        jobs::queue_entries_of(&mut conn, &missing).await?
+    };
+    Ok(queue.reconcile(&recorded(&fresh), lease_ms).await?.len())
 }
 
 fn recorded(rows: &[jobs::QueueEntry]) -> Vec<Recorded> {

@@ -4,18 +4,22 @@
 //!
 //! 1. A claim loop takes free execution slots (up to `CLAIM_BATCH`), pops that many ready jobs
 //!    from Redis in one Lua call (which also leases them), and marks them `running` in
-//!    PostgreSQL in one `UPDATE … WHERE status IN ('pending', 'scheduled')`, which increments
-//!    `attempts` and the fencing token `fence`. Jobs no longer queued there (cancelled, or
-//!    claimed by another worker after a reconcile) are skipped.
-//! 2. Each job runs on its own task, holding one of `WORKER_CONCURRENCY` slots, with a
-//!    cancellation token and the per-attempt timeout.
+//!    PostgreSQL in one `UPDATE`, which increments `attempts` and the fencing token `fence`.
+//!    Jobs not ready there (cancelled, claimed by another worker after a reconcile, scheduled
+//!    and not yet due) are skipped: their leases are dropped at once and they go back where
+//!    PostgreSQL says they belong.
+//! 2. Each attempt runs on its own task, holding one of `WORKER_CONCURRENCY` slots, with a
+//!    cancellation token and the per-attempt timeout. Attempts are known by (job, fence): a
+//!    newer attempt of a job stops any older one still running here at once.
 //! 3. Outcomes go to one batcher, which writes a batch in one fenced `UPDATE … FROM UNNEST`
-//!    and one Redis pipeline (lease removal, retry scheduling, events).
+//!    and one Redis pipeline (lease removal, retry scheduling, events). An attempt stays in
+//!    the in-flight map, and so keeps its lease renewed, until its outcome is written; a
+//!    write that fails is retried with backoff until it succeeds or shutdown gives up.
 //!
 //! Maintenance loops (see [`crate::maintenance`]) renew leases, notice cancellations, reap
 //! expired leases, promote due jobs and reconcile Redis with PostgreSQL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -129,8 +133,8 @@ pub struct Shared {
     pub queue: Queue,
     /// Handlers by type.
     pub registry: Registry,
-    /// Running attempts by job id.
-    pub inflight: Mutex<HashMap<Uuid, InFlight>>,
+    /// Attempts by (job, fence), from their start until their outcome is written.
+    pub inflight: Mutex<BTreeMap<(Uuid, i64), InFlight>>,
     /// Execution slots (`WORKER_CONCURRENCY`).
     pub permits: Arc<Semaphore>,
     /// To the batcher.
@@ -139,14 +143,34 @@ pub struct Shared {
     pub exec_log: Option<Mutex<std::fs::File>>,
     /// Set at shutdown: claim no more.
     pub stopping: CancellationToken,
+    /// Set when shutdown gives up on outcomes that cannot be written (their jobs run again
+    /// once their leases expire).
+    pub abandon: CancellationToken,
     /// The execution tasks.
     pub tracker: TaskTracker,
 }
 
 impl Shared {
     /// The in-flight map (a poisoned lock is still usable: entries are plain data).
-    pub fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, InFlight>> {
+    pub fn inflight(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Uuid, i64), InFlight>> {
         self.inflight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether this worker holds an attempt of job `id` (running, or its outcome not yet
+    /// written).
+    pub fn holds(&self, id: Uuid) -> bool {
+        self.inflight()
+            .range((id, i64::MIN)..=(id, i64::MAX))
+            .next()
+            .is_some()
+    }
+
+    /// Forgets the attempts `done` (their outcomes are written, or never will be).
+    fn forget(&self, done: impl IntoIterator<Item = (Uuid, i64)>) {
+        let mut inflight = self.inflight();
+        for key in done {
+            inflight.remove(&key);
+        }
     }
 
     /// The lease length in milliseconds.
@@ -217,13 +241,18 @@ pub async fn claim_loop(shared: Arc<Shared>) {
         let claimed = match claim_rows(&shared, &ids).await {
             Ok(claimed) => claimed,
             Err(error) => {
-                // The jobs stay leased in Redis and pending in PostgreSQL: the reaper drops
-                // the leases when they expire and the reconciler puts the jobs back.
+                // The jobs stay leased in Redis and ready in PostgreSQL: when the leases
+                // expire, the reaper puts them back in the ready set.
                 tracing::warn!(%error, count = ids.len(), "recording claims failed");
                 pause(&shared, Duration::from_millis(500)).await;
                 continue;
             }
         };
+        if claimed.len() < ids.len() {
+            let taken: HashSet<Uuid> = claimed.iter().map(|job| job.id).collect();
+            let skipped: Vec<Uuid> = ids.into_iter().filter(|id| !taken.contains(id)).collect();
+            put_back(&shared, &skipped).await;
+        }
         let mut batch = shared.queue.batch();
         for job in &claimed {
             batch.publish(job.user_id, &job.to_json());
@@ -244,6 +273,58 @@ async fn pause(shared: &Shared, duration: Duration) {
     }
 }
 
+/// Puts jobs popped from the ready set but not claimed in PostgreSQL back where PostgreSQL says
+/// they belong, and drops their leases: `pending` to the ready set, `scheduled` to the
+/// scheduled set at its `run_at`, finished jobs nowhere. A job `running` elsewhere keeps its
+/// lease (it is that attempt's). On failure the leases stay and the reaper does it later.
+pub async fn put_back(shared: &Shared, ids: &[Uuid]) {
+    let rows = async {
+        let mut conn = shared.pg.get().await?;
+        jobs::queue_entries_of(&mut conn, ids).await
+    }
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(%error, count = ids.len(), "reading skipped claims failed");
+            return;
+        }
+    };
+    let running: HashSet<Uuid> = rows
+        .iter()
+        .filter(|row| row.status == "running")
+        .map(|row| row.id)
+        .collect();
+    let mut batch = shared.queue.batch();
+    for id in ids.iter().filter(|id| !running.contains(id)) {
+        batch.release_lease(*id);
+    }
+    index(&mut batch, &rows);
+    if let Err(error) = shared.queue.send(batch).await {
+        tracing::warn!(%error, "putting back skipped claims failed; the reaper will");
+    }
+}
+
+/// Adds the queued jobs among `rows` to the ready or scheduled set, as their status says.
+pub fn index(batch: &mut job_queue::Batch, rows: &[jobs::QueueEntry]) {
+    for row in rows {
+        let entry = Entry {
+            id: row.id,
+            priority: row.priority,
+            created_at: row.created_at,
+        };
+        match (row.status.as_str(), row.run_at) {
+            ("pending", _) => {
+                batch.enqueue(entry);
+            }
+            ("scheduled", Some(run_at)) => {
+                batch.schedule(entry, run_at);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Marks the claimed ids running in PostgreSQL, in claim (priority) order.
 async fn claim_rows(
     shared: &Shared,
@@ -256,22 +337,38 @@ async fn claim_rows(
     Ok(claimed)
 }
 
-/// Runs one attempt and hands its outcome to the batcher.
+/// Runs one attempt and hands its outcome to the batcher. The attempt stays in the in-flight
+/// map until the batcher has written its outcome.
 async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
     let token = CancellationToken::new();
     let stop = Arc::new(AtomicU8::new(0));
-    shared.inflight().insert(
-        job.id,
-        InFlight {
-            fence: job.fence,
-            token: token.clone(),
-            stop: stop.clone(),
-        },
-    );
-    shared.log_execution(&job);
+    let attempt = InFlight {
+        fence: job.fence,
+        token: token.clone(),
+        stop: stop.clone(),
+    };
+    {
+        let mut inflight = shared.inflight();
+        // A newer attempt supersedes every older one of the same job held here (a cancel and
+        // retry within a heartbeat): stop those at once, so they free their slots and no
+        // longer act; and an attempt that arrives after a newer one never starts.
+        for (_, older) in inflight.range((job.id, i64::MIN)..(job.id, job.fence)) {
+            older.stop(StopReason::LostLease);
+        }
+        if inflight
+            .range((job.id, job.fence.saturating_add(1))..=(job.id, i64::MAX))
+            .next()
+            .is_some()
+        {
+            attempt.stop(StopReason::LostLease);
+        }
+        inflight.insert((job.id, job.fence), attempt);
+    }
+    if !token.is_cancelled() {
+        shared.log_execution(&job);
+    }
     let started = Instant::now();
     let outcome = run_handler(&shared, &job, &token, &stop).await;
-    shared.inflight().remove(&job.id);
     drop(permit);
 
     let labels = [
@@ -284,12 +381,14 @@ async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
     if let Outcome::Failed(error) = &outcome {
         tracing::info!(job = %job.id, attempt = job.attempts, %error, "attempt failed");
     }
+    let key = (job.id, job.fence);
     if shared
         .outcomes
         .send(ToBatcher::Done(Box::new(Done { job, outcome })))
         .await
         .is_err()
     {
+        shared.forget([key]);
         tracing::error!(
             "the batcher is gone; outcome dropped (the lease will expire and the job run again)"
         );
@@ -302,6 +401,9 @@ async fn run_handler(
     token: &CancellationToken,
     stop: &AtomicU8,
 ) -> Outcome {
+    if token.is_cancelled() {
+        return Outcome::Stopped(StopReason::from_u8(stop.load(Ordering::SeqCst)));
+    }
     let Some(handler) = shared.registry.get(&job.job_type) else {
         return Outcome::Failed(format!(
             "this worker has no handler for type `{}`",
@@ -429,10 +531,12 @@ pub async fn batcher(shared: Arc<Shared>, mut rx: mpsc::Receiver<ToBatcher>) {
 /// Writes a batch of outcomes: one fenced SQL statement, one Redis pipeline.
 async fn flush(shared: &Shared, done: Vec<Done>) {
     let settings = &shared.settings;
+    let keys: Vec<(Uuid, i64)> = done.iter().map(|d| (d.job.id, d.job.fence)).collect();
     let mut outcomes = Vec::with_capacity(done.len());
-    let mut cancelled = Vec::new();
+    // Attempts that end without a write of their own (cancelled, superseded, fenced out).
+    let mut unwritten: HashMap<Uuid, i64> = HashMap::new();
     for Done { job, outcome } in done {
-        let (status, result, last_error, run_at) = match outcome {
+        let (status, result, last_error, retry_in_ms) = match outcome {
             Outcome::Completed(value) => ("completed", Some(value), None, None),
             Outcome::Failed(error) if job.attempts >= job.max_attempts => {
                 ("failed", None, Some(error), None)
@@ -443,15 +547,14 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
                     settings.job_retry_max_ms,
                     job.attempts,
                 );
-                let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                ("scheduled", None, Some(error), Some(run_at))
+                let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                ("scheduled", None, Some(error), Some(delay))
             }
             Outcome::Stopped(StopReason::Released) => ("pending", None, None, None),
-            Outcome::Stopped(StopReason::Cancelled) => {
-                cancelled.push(job.id);
+            Outcome::Stopped(_) => {
+                unwritten.insert(job.id, job.fence);
                 continue;
             }
-            Outcome::Stopped(_) => continue,
         };
         outcomes.push(jobs::Outcome {
             id: job.id,
@@ -459,26 +562,21 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
             status,
             result,
             last_error,
-            run_at,
+            retry_in_ms,
         });
     }
-    let mut written = Vec::new();
-    for attempt in 1..=3 {
-        let result = async {
-            let mut conn = shared.pg.get().await?;
-            jobs::finish(&mut conn, &outcomes).await
-        }
-        .await;
-        match result {
-            Ok(rows) => {
-                written = rows;
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(%error, attempt, count = outcomes.len(), "recording outcomes failed");
-                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-            }
-        }
+    let Some(written) = write_outcomes(shared, &outcomes).await else {
+        tracing::error!(
+            count = outcomes.len(),
+            "shutdown gave up writing outcomes; their jobs run again when their leases expire"
+        );
+        shared.forget(keys);
+        return;
+    };
+    shared.forget(keys);
+    let changed: HashSet<Uuid> = written.iter().map(|job| job.id).collect();
+    for outcome in outcomes.iter().filter(|o| !changed.contains(&o.id)) {
+        unwritten.insert(outcome.id, outcome.fence);
     }
     let mut batch = shared.queue.batch();
     for job in &written {
@@ -494,11 +592,64 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
         }
         batch.publish(job.user_id, &job.to_json());
     }
-    for id in cancelled {
-        batch.release_lease(id);
-    }
+    release_stale_leases(shared, &unwritten, &mut batch).await;
     if let Err(error) = shared.queue.send(batch).await {
-        tracing::warn!(%error, "Redis write after outcomes failed; the reconciler will repair the index");
+        tracing::warn!(%error, "Redis write after outcomes failed; the reaper and the reconciler will repair the index");
+    }
+}
+
+/// Writes `outcomes`, retrying with backoff until it succeeds or shutdown gives up (`None`).
+/// Meanwhile the attempts stay in the in-flight map, so their leases are renewed and no other
+/// worker takes their jobs back.
+async fn write_outcomes(shared: &Shared, outcomes: &[jobs::Outcome]) -> Option<Vec<Job>> {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let result = async {
+            let mut conn = shared.pg.get().await?;
+            jobs::finish(&mut conn, outcomes).await
+        }
+        .await;
+        match result {
+            Ok(rows) => return Some(rows),
+            Err(error) => {
+                tracing::warn!(%error, count = outcomes.len(), retry_in = ?delay, "recording outcomes failed");
+            }
+        }
+        tokio::select! {
+            () = shared.abandon.cancelled() => return None,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Drops the leases of attempts that ended without writing (`attempts`: job → fence), unless
+/// a newer attempt holds the job (its lease is that attempt's). Without the check, a cancelled
+/// attempt's end would drop the lease of the job's retry running elsewhere.
+async fn release_stale_leases(
+    shared: &Shared,
+    attempts: &HashMap<Uuid, i64>,
+    batch: &mut job_queue::Batch,
+) {
+    if attempts.is_empty() {
+        return;
+    }
+    let ids: Vec<Uuid> = attempts.keys().copied().collect();
+    let states = async {
+        let mut conn = shared.pg.get().await?;
+        jobs::attempt_states(&mut conn, &ids).await
+    }
+    .await;
+    match states {
+        Ok(rows) => {
+            for (id, _, fence) in rows {
+                if attempts.get(&id) == Some(&fence) {
+                    batch.release_lease(id);
+                }
+            }
+        }
+        // The leases expire; the reaper then finds nothing running and drops them.
+        Err(error) => tracing::warn!(%error, "reading ended attempts failed"),
     }
 }
 

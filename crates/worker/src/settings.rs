@@ -59,6 +59,10 @@ pub struct Settings {
     pub db_pool_size: usize,
     /// `REDIS_POOL_SIZE`: Redis connections.
     pub redis_pool_size: usize,
+    /// `REDIS_TIMEOUT_MS`: how long a claim, renewal or other small Redis command may wait
+    /// for its answer (reconcile scripts get 30 s). A claim that times out after Redis
+    /// applied it is taken back when its lease expires.
+    pub redis_timeout_ms: u64,
     /// `LOG_FORMAT`: `pretty` or `json`.
     pub log_format: String,
     /// `WORKER_EXECUTION_LOG`: test aid. When set, every handler execution appends a line
@@ -96,6 +100,7 @@ impl Default for Settings {
             flush_max: 1024,
             db_pool_size: 16,
             redis_pool_size: 16,
+            redis_timeout_ms: 2000,
             log_format: "pretty".to_owned(),
             worker_execution_log: None,
             metrics_addr: None,
@@ -132,6 +137,7 @@ impl std::fmt::Debug for Settings {
             flush_max,
             db_pool_size,
             redis_pool_size,
+            redis_timeout_ms,
             log_format,
             worker_execution_log,
             metrics_addr,
@@ -161,6 +167,7 @@ impl std::fmt::Debug for Settings {
             .field("flush_max", flush_max)
             .field("db_pool_size", db_pool_size)
             .field("redis_pool_size", redis_pool_size)
+            .field("redis_timeout_ms", redis_timeout_ms)
             .field("log_format", log_format)
             .field("worker_execution_log", worker_execution_log)
             .field("metrics_addr", metrics_addr)
@@ -193,6 +200,7 @@ impl Settings {
             ("FLUSH_MAX", self.flush_max as u64),
             ("DB_POOL_SIZE", self.db_pool_size as u64),
             ("REDIS_POOL_SIZE", self.redis_pool_size as u64),
+            ("REDIS_TIMEOUT_MS", self.redis_timeout_ms),
         ])?;
         if self.job_retry_max_ms < self.job_retry_base_ms {
             return Err(SettingsError::invalid(

@@ -1,7 +1,10 @@
--- Moves up to ARGV[2] scheduled jobs due at ARGV[1] (ms) to the ready set and returns their ids.
--- Scheduled members are "<id>|<ready score>", so the ready score needs no second lookup.
+-- Moves up to ARGV[1] scheduled jobs that are due by Redis's own clock to the ready set and
+-- returns their ids. Scheduled members are "<id>|<ready score>", so the ready score needs no
+-- second lookup.
 -- KEYS[1] ready, KEYS[2] scheduled.
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local ids = {}
 for _, member in ipairs(due) do
   local sep = string.find(member, '|', 1, true)

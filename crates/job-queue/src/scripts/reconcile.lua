@@ -1,7 +1,8 @@
 -- Finds, and in 'add' mode re-adds, jobs that PostgreSQL says are queued or running but that
 -- Redis has in none of its sets. Returns the ids concerned.
 -- KEYS[1] ready, KEYS[2] scheduled, KEYS[3] lease.
--- ARGV[1]: lease deadline (ms) for rescued running jobs; ARGV[2]: 'check' or 'add'; then
+-- ARGV[1]: lease (ms, from Redis's own clock) for rescued running jobs; ARGV[2]: 'check' or
+-- 'add'; then
 -- triples (kind, a, b):
 --   'r', id, ready score     a pending job
 --   's', member, run_at ms   a scheduled job (member "<id>|<ready score>")
@@ -24,6 +25,8 @@ local function present(kind, a, id)
   return kind == 's' and redis.call('ZSCORE', KEYS[2], a) ~= false
 end
 
+local t = redis.call('TIME')
+local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
 local add = ARGV[2] == 'add'
 local out = {}
 for i = 3, #ARGV, 3 do
@@ -36,7 +39,7 @@ for i = 3, #ARGV, 3 do
       elseif kind == 's' then
         redis.call('ZADD', KEYS[2], b, a)
       else
-        redis.call('ZADD', KEYS[3], ARGV[1], a)
+        redis.call('ZADD', KEYS[3], deadline, a)
       end
     end
     out[#out + 1] = id

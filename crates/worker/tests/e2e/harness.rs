@@ -14,6 +14,8 @@ use uuid::Uuid;
 pub struct Env {
     pub db: TestDb,
     pub redis: TestRedis,
+    /// The Redis server of this test (the shared one, or one the test started).
+    pub redis_url: String,
     pub base: String,
     pub client: reqwest::Client,
     pub pool: persistence::PgPool,
@@ -25,12 +27,17 @@ pub type User = job_service::testing::TestUser;
 
 impl Env {
     pub async fn start() -> Self {
+        Self::start_on(test_support::redis_url()).await
+    }
+
+    /// As [`Env::start`], on the Redis server at `redis_url`.
+    pub async fn start_on(redis_url: String) -> Self {
         let db = TestDb::migrated().await;
         let redis = TestRedis::new();
         let key = SigningKey::development();
         let base = job_service::testing::spawn(job_service::testing::TestBackends {
             database_url: db.url().to_owned(),
-            redis_url: redis.url(),
+            redis_url: redis_url.clone(),
             redis_prefix: redis.prefix().to_owned(),
             public_key_pem: key.public_pem(),
         })
@@ -45,6 +52,7 @@ impl Env {
         Self {
             db,
             redis,
+            redis_url,
             base,
             client: reqwest::Client::new(),
             pool,
@@ -58,7 +66,7 @@ impl Env {
         let port = free_port();
         let mut env: HashMap<String, String> = [
             ("DATABASE_URL", self.db.url().to_owned()),
-            ("REDIS_URL", self.redis.url()),
+            ("REDIS_URL", self.redis_url.clone()),
             ("REDIS_PREFIX", self.redis.prefix().to_owned()),
             ("WORKER_ADDR", format!("127.0.0.1:{port}")),
             ("WORKER_CONCURRENCY", "8".to_owned()),
@@ -106,6 +114,40 @@ impl Env {
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.unwrap();
         body["job"]["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A connection to this test's Redis server.
+    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// The full name of the queue key `name` (`ready`, `scheduled`, `lease`).
+    pub fn key(&self, name: &str) -> String {
+        format!("{}q:{name}", self.redis.prefix())
+    }
+
+    /// Runs SQL on the test's database.
+    pub async fn sql(&self, sql: &str) {
+        use diesel_async::RunQueryDsl as _;
+        let mut conn = self.pool.get().await.unwrap();
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+    }
+
+    /// The worker's `/metrics` value of `series` (e.g. `name{label="x"}`), 0 when absent.
+    pub async fn metric(worker: &Running, series: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", worker.base_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     pub async fn post(&self, path: &str) -> (u16, Value) {
@@ -201,5 +243,80 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.exec_log);
+    }
+}
+
+/// A TCP proxy in front of the test's Redis that can lose one answer: the first answer that
+/// contains a given text (and everything after it on that connection) never reaches the
+/// client, although Redis applied the request, as when an answer is late or lost.
+pub struct LoseAnswer {
+    pub url: String,
+    pattern: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+}
+
+impl LoseAnswer {
+    pub async fn start() -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let info = redis::Client::open(test_support::redis_url())
+            .unwrap()
+            .get_connection_info()
+            .clone();
+        let redis::ConnectionAddr::Tcp(host, port) = info.addr().clone() else {
+            panic!("TEST_REDIS_URL must be a redis:// URL");
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let pattern: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>> = Default::default();
+        let patterns = pattern.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect((host.as_str(), port)).await else {
+                    continue;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let pattern = patterns.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0_u8; 64 * 1024];
+                    loop {
+                        let n = match server_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let lose = {
+                            let mut pattern = pattern.lock().unwrap();
+                            let hit = pattern.as_ref().is_some_and(|p| {
+                                buf[..n].windows(p.len()).any(|w| w == p.as_slice())
+                            });
+                            if hit {
+                                *pattern = None;
+                            }
+                            hit
+                        };
+                        if lose {
+                            // Swallow everything from here on; the client gives up on it.
+                            while let Ok(n) = server_read.read(&mut buf).await {
+                                if n == 0 {
+                                    return;
+                                }
+                            }
+                            return;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, pattern }
+    }
+
+    /// Loses the first answer that contains `text` from now on.
+    pub fn lose_answer_with(&self, text: &str) {
+        *self.pattern.lock().unwrap() = Some(text.as_bytes().to_vec());
     }
 }

@@ -4,5 +4,6 @@
 
 mod harness;
 mod lifecycle;
+mod races;
 mod resilience;
 mod startup;

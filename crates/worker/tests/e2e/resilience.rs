@@ -84,8 +84,10 @@ async fn sigterm_finishes_short_jobs_releases_long_ones_and_exits_zero() {
     let short = env
         .submit(json!({"type": "sleep", "data": {"ms": 800}}))
         .await;
+    // On its last attempt: the release gives the attempt back, so the next claim does not
+    // take it past `max_attempts`.
     let long = env
-        .submit(json!({"type": "sleep", "data": {"ms": 60000}}))
+        .submit(json!({"type": "sleep", "data": {"ms": 60000}, "max_attempts": 1}))
         .await;
     env.wait_status(short, "running", Duration::from_secs(10))
         .await;
@@ -100,13 +102,15 @@ async fn sigterm_finishes_short_jobs_releases_long_ones_and_exits_zero() {
     let job = env.job(long).await;
     assert_eq!(
         (job.status.as_str(), job.attempts),
-        ("pending", 1),
-        "released, attempt kept"
+        ("pending", 0),
+        "released, attempt given back"
     );
-    // Another worker picks the released job up at once.
+    // Another worker picks the released job up at once, within `max_attempts`.
     let _next = env.worker(&[]).await;
-    env.wait_status(long, "running", Duration::from_secs(10))
+    let job = env
+        .wait_status(long, "running", Duration::from_secs(10))
         .await;
+    assert_eq!((job.attempts, job.max_attempts), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
