@@ -4,6 +4,7 @@
   strictly against the Kubernetes API schemas bundled in `kubernetes-validate`; objects of
   custom resources (KEDA, Prometheus operator) against the schemas kept in deploy/checks/.
 - Every Deployment's terminationGracePeriodSeconds is above the grace its program asks for.
+- deploy/grafana/taskvault.json parses.
 - deploy/compose.yaml validates against the Compose file schema (its path is the first
   argument; scripts/check-deploy takes it from the docker-compose package on PyPI).
 """
@@ -19,7 +20,9 @@ import yaml
 HERE = pathlib.Path(__file__).resolve().parent
 KUBERNETES_VERSION = "1.30.0"
 # Custom resources: (apiVersion, kind) -> schema file in this folder.
-CUSTOM = {}
+CUSTOM = {
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.schema.json",
+}
 
 
 def fail(message):
@@ -47,6 +50,7 @@ def main():
     check_grace_periods(objects)
     print(f"check-deploy: {len(objects)} Kubernetes objects valid (schemas of {KUBERNETES_VERSION})")
     check_compose(pathlib.Path(sys.argv[1]))
+    check_dashboard()
 
 
 def check_compose(schema_path):
@@ -81,6 +85,19 @@ def check_grace_periods(objects):
                         f"Deployment/{obj['metadata']['name']}: terminationGracePeriodSeconds "
                         f"{grace} must exceed the worker's SHUTDOWN_GRACE_SECS ({wanted}) by more than 5 s"
                     )
+
+
+def check_dashboard():
+    # The metric names in it are checked against a real run by the job service's tests.
+    path = HERE.parent / "grafana" / "taskvault.json"
+    try:
+        dashboard = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        fail(f"deploy/grafana/taskvault.json is not JSON: {error}")
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    if not exprs:
+        fail("deploy/grafana/taskvault.json has no queries")
+    print(f"check-deploy: Grafana dashboard parses ({len(exprs)} queries)")
 
 
 if __name__ == "__main__":
