@@ -6,10 +6,22 @@
 //!
 //! | key | type | member | score |
 //! |---|---|---|---|
-//! | `{prefix}q:ready` | ZSET | job id | [`ready_score`]: priority first, then submission time |
-//! | `{prefix}q:scheduled` | ZSET | `"<id>\|<ready score>"` | `run_at` (ms since the epoch) |
+//! | `{prefix}q:ready` | ZSET | job id | [`ready_score`]: priority first, then the user's round |
+//! | `{prefix}q:scheduled` | ZSET | `"<id>\|<user id>\|<priority>"` | `run_at` (ms since the epoch) |
+//! | `{prefix}q:rounds` | HASH | `"<priority>:<user id>"` | the round of the user's last job queued at that priority |
+//! | `{prefix}q:served` | HASH | `1000 - priority` | the highest round claimed at that priority |
 //! | `{prefix}q:lease` | ZSET | job id | lease deadline (ms since the epoch, Redis's clock) |
 //! | `{prefix}q:swept` | string | | `"<Redis run_id> <RFC 3339 time>"`: see [`Queue::sweep_mark`] |
+//!
+//! Fair order: at equal priority, users are served in turn. A job entering the ready set gets
+//! the next round of its user at its priority, but never a round behind the one being claimed
+//! there (`scripts/fair.lua`); its score is `(1000 - priority) · 2^42 + round`. So a user who
+//! queues 10,000 jobs holds rounds `r … r + 9999` and another user's job queued a moment later
+//! gets round `r`: it runs within the next claim. A higher priority still always runs first,
+//! and one user's jobs keep their order (their rounds grow; within a round, UUID v7 ids sort by
+//! creation). Rounds are assigned in Redis when a job becomes ready (submit, promotion, retry,
+//! reconcile), so losing Redis loses nothing that PostgreSQL cannot rebuild: the reconciler
+//! re-adds pending jobs in fair order from the rows.
 //!
 //! Claims are one Lua script (`scripts/claim.lua`): `ZPOPMIN` a batch from `ready` and lease
 //! it, atomically, so two workers never take the same job. Every deadline and every "now"
@@ -65,22 +77,21 @@ impl Default for Timeouts {
 
 /// Priorities span −1000..=1000; `(MAX_PRIORITY - priority)` puts the highest first.
 const MAX_PRIORITY: i64 = 1000;
-/// Milliseconds since the epoch fit in 42 bits until the year 2109.
-const TIME_BITS: u32 = 42;
+/// Rounds fit in 42 bits (4.4 · 10^12 jobs per priority).
+const ROUND_BITS: u32 = 42;
 
-/// The ready-set score of a job: `(1000 - priority) * 2^42 + created_at_ms`. Lower pops
-/// first, so higher priorities run first and, within one, older jobs do. The largest score
-/// (2000 · 2^42 + 2^42 ≈ 8.8 · 10^15) stays below 2^53 ≈ 9.0 · 10^15, so Redis's doubles hold it exactly.
-pub fn ready_score(priority: i16, created_at: DateTime<Utc>) -> i64 {
-    let time = created_at
-        .timestamp_millis()
-        .clamp(0, (1_i64 << TIME_BITS) - 1);
-    (MAX_PRIORITY - i64::from(priority)) * (1_i64 << TIME_BITS) + time
+/// The ready-set score of a job in round `round` of its user: `(1000 - priority) · 2^42 +
+/// round`. Lower pops first. The largest score (2000 · 2^42 + 2^42 ≈ 8.8 · 10^15) stays below
+/// 2^53, so Redis's doubles hold it exactly. (The scripts compute it; this is its definition.)
+pub fn ready_score(priority: i16, round: i64) -> i64 {
+    (MAX_PRIORITY - i64::from(priority)) * (1_i64 << ROUND_BITS)
+        + round.clamp(0, (1_i64 << ROUND_BITS) - 1)
 }
 
-/// The scheduled-set member of a job: `"<id>|<ready score>"`.
-pub fn scheduled_member(id: Uuid, priority: i16, created_at: DateTime<Utc>) -> String {
-    format!("{id}|{}", ready_score(priority, created_at))
+/// The scheduled-set member of a job: `"<id>|<user id>|<priority>"` (its round is assigned
+/// when it becomes due).
+pub fn scheduled_member(id: Uuid, user_id: Uuid, priority: i16) -> String {
+    format!("{id}|{user_id}|{priority}")
 }
 
 /// The channel on which a user's job events are published.
@@ -96,21 +107,21 @@ pub fn job_updated_event(job: &serde_json::Value) -> String {
 /// What the dispatch index needs to know about a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
-    /// The job.
+    /// The job (UUID v7: ids sort by creation).
     pub id: Uuid,
+    /// Its owner, whose turn it waits for.
+    pub user_id: Uuid,
     /// Its priority.
     pub priority: i16,
-    /// Its submission time.
-    pub created_at: DateTime<Utc>,
 }
 
 impl Entry {
-    fn ready_score(&self) -> i64 {
-        ready_score(self.priority, self.created_at)
+    fn scheduled_member(&self) -> String {
+        scheduled_member(self.id, self.user_id, self.priority)
     }
 
-    fn scheduled_member(&self) -> String {
-        scheduled_member(self.id, self.priority, self.created_at)
+    fn owner_and_priority(&self) -> String {
+        format!("{}|{}", self.user_id, self.priority)
     }
 }
 
@@ -143,6 +154,8 @@ struct Keys {
     scheduled: String,
     lease: String,
     swept: String,
+    rounds: String,
+    served: String,
 }
 
 /// The dispatch index. Cheap to clone.
@@ -156,6 +169,8 @@ pub struct Queue {
 }
 
 struct Scripts {
+    /// `fair.lua` + `enqueue.lua`, sent with `EVAL` inside pipelines.
+    enqueue: String,
     claim: Script,
     renew: Script,
     promote: Script,
@@ -197,14 +212,17 @@ impl Queue {
                 scheduled: format!("{prefix}q:scheduled"),
                 lease: format!("{prefix}q:lease"),
                 swept: format!("{prefix}q:swept"),
+                rounds: format!("{prefix}q:rounds"),
+                served: format!("{prefix}q:served"),
             }),
             timeouts,
             scripts: std::sync::Arc::new(Scripts {
+                enqueue: fair(include_str!("scripts/enqueue.lua")),
                 claim: Script::new(include_str!("scripts/claim.lua")),
                 renew: Script::new(include_str!("scripts/renew.lua")),
-                promote: Script::new(include_str!("scripts/promote.lua")),
+                promote: Script::new(&fair(include_str!("scripts/promote.lua"))),
                 reap: Script::new(include_str!("scripts/reap.lua")),
-                reconcile: Script::new(include_str!("scripts/reconcile.lua")),
+                reconcile: Script::new(&fair(include_str!("scripts/reconcile.lua"))),
             }),
         }
     }
@@ -225,6 +243,7 @@ impl Queue {
     pub fn batch(&self) -> Batch {
         Batch {
             pipe: redis::pipe(),
+            enqueues: Vec::new(),
             keys: self.keys.clone(),
             prefix: self.prefix.clone(),
             len: 0,
@@ -232,9 +251,25 @@ impl Queue {
     }
 
     /// Sends `batch` (one round trip); an empty batch costs nothing.
-    pub async fn send(&self, batch: Batch) -> Result<(), QueueError> {
+    pub async fn send(&self, mut batch: Batch) -> Result<(), QueueError> {
         if batch.len == 0 {
             return Ok(());
+        }
+        if !batch.enqueues.is_empty() {
+            // In submission order, so that one user's jobs get their rounds in that order.
+            batch.enqueues.sort_by_key(|entry| entry.id);
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(&self.scripts.enqueue)
+                .arg(3)
+                .arg(&self.keys.ready)
+                .arg(&self.keys.rounds)
+                .arg(&self.keys.served);
+            for entry in &batch.enqueues {
+                eval.arg(entry.id.to_string())
+                    .arg(entry.user_id.to_string())
+                    .arg(entry.priority);
+            }
+            batch.pipe.add_command(eval).ignore();
         }
         let timeout = if batch.len > 256 {
             self.timeouts.bulk
@@ -259,6 +294,7 @@ impl Queue {
             .claim
             .key(&self.keys.ready)
             .key(&self.keys.lease)
+            .key(&self.keys.served)
             .arg(max)
             .arg(lease_ms)
             .invoke_async(&mut *conn)
@@ -275,6 +311,8 @@ impl Queue {
             .promote
             .key(&self.keys.ready)
             .key(&self.keys.scheduled)
+            .key(&self.keys.rounds)
+            .key(&self.keys.served)
             .arg(max)
             .invoke_async(&mut *conn)
             .await?;
@@ -343,7 +381,9 @@ impl Queue {
         invocation
             .key(&self.keys.ready)
             .key(&self.keys.scheduled)
-            .key(&self.keys.lease);
+            .key(&self.keys.lease)
+            .key(&self.keys.rounds)
+            .key(&self.keys.served);
         invocation.arg(lease_ms).arg(mode);
         for job in jobs {
             match job {
@@ -351,7 +391,7 @@ impl Queue {
                     invocation
                         .arg("r")
                         .arg(entry.id.to_string())
-                        .arg(entry.ready_score());
+                        .arg(entry.owner_and_priority());
                 }
                 Recorded::Scheduled(entry, run_at) => {
                     invocation
@@ -459,6 +499,11 @@ impl Queue {
     }
 }
 
+/// `script` with the fair-order functions it calls.
+fn fair(script: &str) -> String {
+    format!("{}\n{script}", include_str!("scripts/fair.lua"))
+}
+
 fn parse_ids(ids: &[String]) -> Vec<Uuid> {
     ids.iter()
         .filter_map(|id| Uuid::parse_str(id).ok())
@@ -468,18 +513,18 @@ fn parse_ids(ids: &[String]) -> Vec<Uuid> {
 /// Writes to the index, sent together by [`Queue::send`].
 pub struct Batch {
     pipe: redis::Pipeline,
+    /// Jobs for the ready set: one fair-order script call for all of them.
+    enqueues: Vec<Entry>,
     keys: std::sync::Arc<Keys>,
     prefix: String,
     len: usize,
 }
 
 impl Batch {
-    /// Adds a pending job to the ready set.
+    /// Adds a pending job to the ready set, at its user's next turn.
     pub fn enqueue(&mut self, entry: Entry) -> &mut Self {
         self.len += 1;
-        self.pipe
-            .zadd(&self.keys.ready, entry.id.to_string(), entry.ready_score())
-            .ignore();
+        self.enqueues.push(entry);
         self
     }
 
@@ -537,6 +582,7 @@ impl Batch {
         for cmd in other.pipe.cmd_iter() {
             self.pipe.add_command(cmd.clone()).ignore();
         }
+        self.enqueues.extend_from_slice(&other.enqueues);
         self.len += other.len;
     }
 }
@@ -630,25 +676,15 @@ impl Coalescer {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone as _, Utc};
-
     use super::ready_score;
 
     #[test]
-    fn scores_order_by_priority_then_time_and_stay_exact_in_a_double() {
-        let early = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
-        let late = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).single();
-        let (Some(early), Some(late)) = (early, late) else {
-            panic!("valid dates");
-        };
-        // Within a priority, older first, for the rest of the century.
-        assert!(ready_score(0, early) < ready_score(0, late));
-        let later = late + chrono::Duration::milliseconds(1);
-        assert!(ready_score(0, late) < ready_score(0, later));
-        // A higher priority submitted much later still comes first.
-        assert!(ready_score(1, late) < ready_score(0, early));
+    fn scores_order_by_priority_then_round_and_stay_exact_in_a_double() {
+        assert!(ready_score(0, 1) < ready_score(0, 2));
+        // A higher priority in a much later round still comes first.
+        assert!(ready_score(1, 1 << 41) < ready_score(0, 0));
         // The largest score a job can get is exact in an f64 (Redis scores are doubles).
-        let largest = ready_score(-1000, late);
+        let largest = ready_score(-1000, i64::MAX);
         assert!(largest < (1_i64 << 53));
         assert_eq!(largest as f64 as i64, largest);
     }

@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use std::collections::HashMap;
+
 use chrono::{Duration, Utc};
 use job_queue::{Entry, Queue, Recorded};
 use test_support::TestRedis;
@@ -15,11 +17,18 @@ fn queue(redis: &TestRedis) -> Queue {
     Queue::new(pool, redis.prefix())
 }
 
-fn entry(priority: i16, offset_ms: i64) -> Entry {
+/// One user for the tests where fairness plays no part.
+const ALICE: Uuid = Uuid::from_u128(1);
+
+fn entry(priority: i16) -> Entry {
+    entry_of(ALICE, priority)
+}
+
+fn entry_of(user_id: Uuid, priority: i16) -> Entry {
     Entry {
         id: Uuid::now_v7(),
+        user_id,
         priority,
-        created_at: Utc::now() + Duration::milliseconds(offset_ms),
     }
 }
 
@@ -27,7 +36,7 @@ fn entry(priority: i16, offset_ms: i64) -> Entry {
 async fn higher_priority_first_then_fifo() {
     let redis = TestRedis::new();
     let q = queue(&redis);
-    let (a, b, c, d) = (entry(0, 0), entry(0, 1), entry(10, 2), entry(-5, -100));
+    let (a, b, c, d) = (entry(0), entry(0), entry(10), entry(-5));
     let mut batch = q.batch();
     for e in [a, b, c, d] {
         batch.enqueue(e);
@@ -41,17 +50,10 @@ async fn higher_priority_first_then_fifo() {
 }
 
 #[tokio::test]
-async fn same_millisecond_keeps_submission_order() {
+async fn one_user_s_jobs_keep_submission_order_whatever_the_write_order() {
     let redis = TestRedis::new();
     let q = queue(&redis);
-    let at = Utc::now();
-    let entries: Vec<Entry> = (0..20)
-        .map(|_| Entry {
-            id: Uuid::now_v7(),
-            priority: 0,
-            created_at: at,
-        })
-        .collect();
+    let entries: Vec<Entry> = (0..20).map(|_| entry(0)).collect();
     let mut batch = q.batch();
     for e in entries.iter().rev() {
         batch.enqueue(*e);
@@ -66,8 +68,8 @@ async fn concurrent_claims_never_share_a_job() {
     let redis = TestRedis::new();
     let q = queue(&redis);
     let mut batch = q.batch();
-    for i in 0..300 {
-        batch.enqueue(entry(0, i));
+    for i in 0..300_u128 {
+        batch.enqueue(entry_of(Uuid::from_u128(i % 7), 0));
     }
     q.send(batch).await.unwrap();
     let tasks: Vec<_> = (0..12)
@@ -97,7 +99,7 @@ async fn concurrent_claims_never_share_a_job() {
 async fn due_jobs_are_promoted_and_expired_leases_reaped() {
     let redis = TestRedis::new();
     let q = queue(&redis);
-    let (due, later) = (entry(0, 0), entry(0, 0));
+    let (due, later) = (entry(0), entry(0));
     let mut batch = q.batch();
     batch
         .schedule(due, Utc::now() - Duration::seconds(1))
@@ -118,7 +120,7 @@ async fn due_jobs_are_promoted_and_expired_leases_reaped() {
 async fn reconcile_restores_what_redis_lost_and_skips_leased_jobs() {
     let redis = TestRedis::new();
     let q = queue(&redis);
-    let (pending, leased, scheduled) = (entry(0, 0), entry(5, 0), entry(0, 0));
+    let (pending, leased, scheduled) = (entry(0), entry(5), entry(0));
     let running = Uuid::now_v7();
     let mut batch = q.batch();
     batch.enqueue(leased);
@@ -152,4 +154,122 @@ async fn reconcile_restores_what_redis_lost_and_skips_leased_jobs() {
     assert!(q.is_ready(pending.id).await.unwrap() && !q.is_ready(leased.id).await.unwrap());
     redis.flush().await;
     assert_eq!(q.reconcile(&recorded, 5_000).await.unwrap().len(), 4);
+}
+
+async fn enqueue_all(q: &Queue, entries: &[Entry]) {
+    for chunk in entries.chunks(1000) {
+        let mut batch = q.batch();
+        for e in chunk {
+            batch.enqueue(*e);
+        }
+        q.send(batch).await.unwrap();
+    }
+}
+
+/// User A queues 10,000 jobs, then user B one: B's job is in the next claim, and A's jobs
+/// still come out in A's order.
+#[tokio::test]
+async fn a_user_s_job_waits_for_no_other_user_s_backlog() {
+    let redis = TestRedis::new();
+    let q = queue(&redis);
+    let (a, b) = (Uuid::from_u128(10), Uuid::from_u128(11));
+    let backlog: Vec<Entry> = (0..10_000).map(|_| entry_of(a, 0)).collect();
+    enqueue_all(&q, &backlog).await;
+    let first = q.claim(4, 10_000).await.unwrap();
+    assert_eq!(first, backlog[..4].iter().map(|e| e.id).collect::<Vec<_>>());
+    let single = entry_of(b, 0);
+    enqueue_all(&q, &[single]).await;
+    let next = q.claim(16, 10_000).await.unwrap();
+    assert!(next.contains(&single.id), "B waits behind A's backlog");
+    let a_order: Vec<Uuid> = next.into_iter().filter(|id| *id != single.id).collect();
+    assert_eq!(
+        a_order,
+        backlog[4..4 + a_order.len()]
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Priority stays strict across users: a higher priority goes first whoever submitted it and
+/// however long the other users' backlogs; a lower one goes after all of them.
+#[tokio::test]
+async fn priority_stays_strict_whoever_submits() {
+    let redis = TestRedis::new();
+    let q = queue(&redis);
+    let (a, b, c) = (
+        Uuid::from_u128(20),
+        Uuid::from_u128(21),
+        Uuid::from_u128(22),
+    );
+    let backlog: Vec<Entry> = (0..100).map(|_| entry_of(a, 0)).collect();
+    enqueue_all(&q, &backlog).await;
+    let (low, high) = (entry_of(b, -1), entry_of(c, 5));
+    enqueue_all(&q, &[low, high]).await;
+    // Another of A's at a high priority, after C's: C's still goes first (FIFO within a round).
+    let a_high = entry_of(a, 5);
+    enqueue_all(&q, &[a_high]).await;
+    let claimed = q.claim(1000, 10_000).await.unwrap();
+    assert_eq!(claimed.len(), 103);
+    assert_eq!(&claimed[..2], &[high.id, a_high.id]);
+    assert_eq!(claimed[102], low.id);
+}
+
+/// Ten users, one of them submitting 90 % of the jobs, all backlogged: while every user still
+/// has jobs queued, each gets an equal share of the claims (within 10 %; Jain's index ≥ 0.95).
+#[tokio::test]
+async fn ten_users_one_with_ninety_percent_of_the_load_get_equal_shares() {
+    let redis = TestRedis::new();
+    let q = queue(&redis);
+    let users: Vec<Uuid> = (0..10).map(|i| Uuid::from_u128(100 + i)).collect();
+    // Interleaved as they arrive: for every job of the nine others, the heavy user sends 81.
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        for _ in 0..81 {
+            entries.push(entry_of(users[0], 0));
+        }
+        for user in &users[1..] {
+            entries.push(entry_of(*user, 0));
+        }
+    }
+    let owner: HashMap<Uuid, Uuid> = entries.iter().map(|e| (e.id, e.user_id)).collect();
+    enqueue_all(&q, &entries).await;
+    // Claim in batches of 16 (a worker's free slots) until a light user runs out (100 each).
+    let mut shares: HashMap<Uuid, usize> = HashMap::new();
+    while shares.len() < 10 || shares.values().all(|n| *n < 100) {
+        let claimed = q.claim(16, 10_000).await.unwrap();
+        assert!(!claimed.is_empty());
+        for id in claimed {
+            *shares.entry(owner[&id]).or_default() += 1;
+        }
+    }
+    let counts: Vec<f64> = users
+        .iter()
+        .map(|u| shares.get(u).copied().unwrap_or(0) as f64)
+        .collect();
+    let total: f64 = counts.iter().sum();
+    let equal = total / counts.len() as f64;
+    for (user, n) in users.iter().zip(&counts) {
+        assert!(
+            (n - equal).abs() <= equal * 0.10,
+            "user {user} got {n} of {total} claims ({counts:?})"
+        );
+    }
+    let jain = total * total / (counts.len() as f64 * counts.iter().map(|n| n * n).sum::<f64>());
+    assert!(jain >= 0.95, "Jain's index {jain} ({counts:?})");
+}
+
+/// The order survives Redis losing everything: the reconciler re-adds pending jobs from the
+/// rows, and the rebuilt order is fair again.
+#[tokio::test]
+async fn reconciled_pending_jobs_are_ready_in_fair_order() {
+    let redis = TestRedis::new();
+    let q = queue(&redis);
+    let (a, b) = (Uuid::from_u128(30), Uuid::from_u128(31));
+    let mut recorded: Vec<Recorded> = (0..50).map(|_| Recorded::Pending(entry_of(a, 0))).collect();
+    let single = entry_of(b, 0);
+    recorded.push(Recorded::Pending(single));
+    assert_eq!(q.reconcile(&recorded, 5_000).await.unwrap().len(), 51);
+    let first = q.claim(2, 10_000).await.unwrap();
+    assert!(first.contains(&single.id), "{first:?}");
 }

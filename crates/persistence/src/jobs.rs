@@ -565,6 +565,8 @@ pub async fn promote(
 pub struct QueueEntry {
     /// The job.
     pub id: Uuid,
+    /// Its owner.
+    pub user_id: Uuid,
     /// `pending`, `scheduled` or `running`.
     pub status: String,
     /// Its priority.
@@ -625,6 +627,7 @@ pub async fn running_after(
 /// The columns of [`QueueEntry`].
 const QUEUE_ENTRY: (
     jobs::id,
+    jobs::user_id,
     jobs::status,
     jobs::priority,
     jobs::created_at,
@@ -632,6 +635,7 @@ const QUEUE_ENTRY: (
     jobs::updated_at,
 ) = (
     jobs::id,
+    jobs::user_id,
     jobs::status,
     jobs::priority,
     jobs::created_at,

@@ -331,8 +331,8 @@ fn recorded(rows: &[jobs::QueueEntry]) -> Vec<Recorded> {
         .map(|row| {
             let entry = job_queue::Entry {
                 id: row.id,
+                user_id: row.user_id,
                 priority: row.priority,
-                created_at: row.created_at,
             };
             match row.status.as_str() {
                 "pending" => Recorded::Pending(entry),

@@ -198,8 +198,8 @@ impl Shared {
 pub fn entry_of(job: &Job) -> Entry {
     Entry {
         id: job.id,
+        user_id: job.user_id,
         priority: job.priority,
-        created_at: job.created_at,
     }
 }
 
@@ -310,8 +310,8 @@ pub fn index(batch: &mut job_queue::Batch, rows: &[jobs::QueueEntry]) {
     for row in rows {
         let entry = Entry {
             id: row.id,
+            user_id: row.user_id,
             priority: row.priority,
-            created_at: row.created_at,
         };
         match (row.status.as_str(), row.run_at) {
             ("pending", _) => {

@@ -1,11 +1,11 @@
 -- Finds, and in 'add' mode re-adds, jobs that PostgreSQL says are queued or running but that
 -- Redis has in none of its sets. Returns the ids concerned.
--- KEYS[1] ready, KEYS[2] scheduled, KEYS[3] lease.
+-- KEYS[1] ready, KEYS[2] scheduled, KEYS[3] lease, KEYS[4] rounds, KEYS[5] served.
 -- ARGV[1]: lease (ms, from Redis's own clock) for rescued running jobs; ARGV[2]: 'check' or
 -- 'add'; then
 -- triples (kind, a, b):
---   'r', id, ready score     a pending job
---   's', member, run_at ms   a scheduled job (member "<id>|<ready score>")
+--   'r', id, user|priority   a pending job (re-added in fair order)
+--   's', member, run_at ms   a scheduled job (member "<id>|<user>|<priority>")
 --   'l', id, ''              a running job: leased anew, so the reaper takes it back unless its
 --                            worker is alive and renews the lease
 -- A queued job counts as present when it is ready, scheduled or leased (claimed but not yet
@@ -35,7 +35,8 @@ for i = 3, #ARGV, 3 do
   if not present(kind, a, id) then
     if add then
       if kind == 'r' then
-        redis.call('ZADD', KEYS[1], b, a)
+        local user, priority = string.match(b, '^([^|]+)|([^|]+)$')
+        redis.call('ZADD', KEYS[1], fair_score(KEYS[4], KEYS[5], user, priority), a)
       elseif kind == 's' then
         redis.call('ZADD', KEYS[2], b, a)
       else

@@ -62,8 +62,8 @@ pub(crate) async fn announce(
 ) {
     let entry = Entry {
         id: job.id,
+        user_id: job.user_id,
         priority: job.priority,
-        created_at: job.created_at,
     };
     let mut batch = state.queue.batch();
     match change {

@@ -98,6 +98,13 @@ impl Env {
         worker
     }
 
+    /// Another user with a token the job service accepts.
+    pub async fn another_user(&self) -> User {
+        job_service::testing::mint_user(&self.pool, &SigningKey::development(), Role::User, true)
+            .await
+            .unwrap()
+    }
+
     pub async fn submit(&self, body: Value) -> Uuid {
         self.submit_as(&self.user, body).await
     }

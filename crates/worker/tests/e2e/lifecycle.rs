@@ -38,6 +38,37 @@ async fn higher_priority_runs_first_then_submission_order() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn at_equal_priority_users_take_turns() {
+    let env = Env::start().await;
+    let _worker = env.worker(&[("WORKER_CONCURRENCY", "1")]).await;
+    let other = env.another_user().await;
+    let blocker = env
+        .submit(json!({"type": "sleep", "data": {"ms": 1500}}))
+        .await;
+    env.wait_status(blocker, "running", T).await;
+    // The first user queues a backlog, then the second user one job.
+    let mut backlog = Vec::new();
+    for n in 0..20 {
+        backlog.push(env.submit(json!({"type": "noop", "data": {"n": n}})).await);
+    }
+    let single = env.submit_as(&other, json!({"type": "noop"})).await;
+    env.wait_status(single, "completed", T).await;
+    for id in &backlog {
+        env.wait_status(*id, "completed", T).await;
+    }
+    let order: Vec<_> = env.executions().iter().map(|(id, ..)| *id).collect();
+    // Served in turn: the first user had the running job's turn, so the second user's job
+    // runs next, not after the twenty; the first user's jobs keep their order.
+    assert_eq!(&order[..2], &[blocker, single]);
+    let rest: Vec<_> = order
+        .iter()
+        .filter(|id| backlog.contains(id))
+        .copied()
+        .collect();
+    assert_eq!(rest, backlog);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn retries_complete_fail_and_back_off_with_growing_delays() {
     let env = Env::start().await;
     let _worker = env.worker(&[]).await;
