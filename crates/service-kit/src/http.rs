@@ -167,8 +167,17 @@ pub fn configure_errors(cfg: &mut web::ServiceConfig) {
         Problem::not_found("Nothing is here: check the identifier in the URL.").into()
     }))
     .app_data(web::QueryConfig::default().error_handler(|error, _| {
-        let message = error.to_string();
-        Problem::validation(ValidationErrors::field("query", message)).into()
+        let message = match &error {
+            actix_web::error::QueryPayloadError::Deserialize(inner) => inner.to_string(),
+            other => other.to_string(),
+        };
+        let (field, message) = crate::json::in_user_words(".", &message);
+        let field = if field == "body" {
+            "query".to_owned()
+        } else {
+            field
+        };
+        Problem::validation(ValidationErrors::field(field, message)).into()
     }))
     .app_data(web::PayloadConfig::new(crate::json::MAX_BODY_BYTES));
 }

@@ -17,7 +17,7 @@ const FORGOT_ACCEPTED: &str =
 
 /// `POST /api/auth/reset/{token}` body.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     /// The new password: 8 to 72 bytes.
     pub password: String,
@@ -25,7 +25,7 @@ pub struct ResetPasswordRequest {
 
 /// `POST /api/auth/change-password` body.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     /// The password in use now.
     pub current_password: String,

@@ -18,7 +18,7 @@ const RESEND_ACCEPTED: &str =
 
 /// `POST /api/auth/signup` body.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SignupRequest {
     /// A valid email address (stored lower-case).
     pub email: String,
@@ -28,7 +28,7 @@ pub struct SignupRequest {
 
 /// `POST /api/auth/verify-otp` body.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct VerifyOtpRequest {
     /// The account's address.
     pub email: String,
@@ -38,7 +38,7 @@ pub struct VerifyOtpRequest {
 
 /// A body with only an email address.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EmailRequest {
     /// The account's address.
     pub email: String,

@@ -15,7 +15,7 @@ use crate::state::AppState;
 
 /// `POST /api/auth/login` body.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoginRequest {
     /// The account's address.
     pub email: String,
@@ -25,7 +25,7 @@ pub struct LoginRequest {
 
 /// `POST /api/auth/refresh-token` body, for clients that do not use cookies.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token; the `refresh_token` cookie is used when absent.
     pub refresh_token: Option<String>,

@@ -502,3 +502,62 @@ async fn every_answer_carries_a_request_id_and_problems_repeat_it() {
         "r1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn misspelt_fields_are_refused_by_name_in_plain_words() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/api/auth/signup",
+            &json!({"email": "typo@example.com", "pasword": "correct horse battery"}),
+        )
+        .await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    let message = problem["errors"]["pasword"][0].as_str().unwrap();
+    assert!(message.starts_with("is not a known field"), "{problem}");
+    assert!(message.contains("password"), "{problem}");
+
+    let response = app
+        .post_json("/api/auth/login", &json!({"email": 42, "password": "x"}))
+        .await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(
+        problem["errors"]["email"],
+        json!(["must be text"]),
+        "{problem}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_stops_arriving_gets_408_in_time() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app().await;
+    let address = app.url("").trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Promises 100 bytes, sends 10, then waits.
+    let request = format!(
+        "POST /api/auth/login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"email\":"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(15).any(|w| w == b"request_timeout") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 20 s: the request hangs");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}

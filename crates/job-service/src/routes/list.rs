@@ -22,6 +22,7 @@ const MAX_LIMIT: i64 = 100;
 
 /// Query parameters; all optional, all checked (a bad one is a 422 naming it).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only jobs in this status.
     pub status: Option<String>,

@@ -21,6 +21,7 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// The submit body. Numbers are taken as `i64` so that out-of-range values get a 422 naming
 /// the field rather than a type error.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SubmitJob {
     /// A built-in job type.
     #[serde(rename = "type")]

@@ -645,3 +645,35 @@ async fn answers_carry_the_request_id_and_problems_repeat_it() {
     assert_eq!(status, 401);
     assert_eq!(body["request_id"], generated.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn misspelt_fields_and_wrong_types_are_named_in_plain_words() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let (status, body) = app
+        .submit(&user, json!({"type": "noop", "prority": 5}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["errors"]["prority"][0].as_str().unwrap();
+    assert!(message.starts_with("is not a known field"), "{body}");
+    assert!(message.contains("priority"), "{body}");
+
+    let (status, body) = app
+        .submit(&user, json!({"type": "noop", "priority": "high"}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["errors"]["priority"],
+        json!(["must be a whole number"])
+    );
+
+    let (status, body) = app.get(&user, "/api/jobs/all?stauts=pending").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["errors"]["stauts"][0]
+            .as_str()
+            .unwrap()
+            .contains("status"),
+        "{body}"
+    );
+}
