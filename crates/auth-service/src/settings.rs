@@ -81,6 +81,11 @@ pub struct Settings {
     pub trusted_proxies: String,
     /// `METRICS_ADDR`: when set, `/metrics` is served only on this separate listener.
     pub metrics_addr: Option<String>,
+    /// `EMAILS_PER_RECIPIENT_PER_10_MIN`: emails one address may get in 10 minutes, from every
+    /// process together (0: no limit).
+    pub emails_per_recipient_per_10_min: u32,
+    /// `EMAILS_PER_RECIPIENT_PER_DAY`: emails one address may get in a day (0: no limit).
+    pub emails_per_recipient_per_day: u32,
 }
 
 impl Default for Settings {
@@ -115,6 +120,8 @@ impl Default for Settings {
             reset_ttl_secs: 1_800,
             trusted_proxies: String::new(),
             metrics_addr: None,
+            emails_per_recipient_per_10_min: 3,
+            emails_per_recipient_per_day: 10,
         }
     }
 }
@@ -167,6 +174,14 @@ impl std::fmt::Debug for Settings {
             .field("reset_ttl_secs", &self.reset_ttl_secs)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics_addr", &self.metrics_addr)
+            .field(
+                "emails_per_recipient_per_10_min",
+                &self.emails_per_recipient_per_10_min,
+            )
+            .field(
+                "emails_per_recipient_per_day",
+                &self.emails_per_recipient_per_day,
+            )
             .finish()
     }
 }

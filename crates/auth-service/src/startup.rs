@@ -6,10 +6,12 @@ use std::time::Duration;
 use access_token::{KeySet, RevocationList, Verifier};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
+use service_kit::budget::Budgets;
 use service_kit::health::{self, Readiness};
 use service_kit::http::{
     AllowedOrigins, configure_docs, configure_errors, cors, csrf_guard, not_found, security_headers,
 };
+use service_kit::mail::recipient_windows;
 use service_kit::metrics::{MetricsListener, observe};
 use service_kit::settings::SettingsError;
 use utoipa::OpenApi as _;
@@ -89,6 +91,13 @@ impl Application {
         pool_settings.max_size = settings.db_pool_size;
         let pg = persistence::pool::build_pool(&pool_settings)?;
         let redis = service_kit::redis_pool::build(&settings.redis_url, 16)?;
+        let mailer = mailer.with_recipient_budget(
+            Budgets::new(redis.clone(), &settings.redis_prefix),
+            recipient_windows(
+                settings.emails_per_recipient_per_10_min,
+                settings.emails_per_recipient_per_day,
+            ),
+        );
 
         let revocations = RevocationList::new(
             redis.clone(),

@@ -226,6 +226,9 @@ async fn run(args: Args) -> Result<()> {
         ("REQUIRE_EMAIL_VERIFICATION", "false".to_owned()),
         ("BCRYPT_COST", "4".to_owned()),
         ("AUTH_RATE_LIMIT_PER_MINUTE", "1000000".to_owned()),
+        // The abuse limits would cap the load itself: off, explicitly.
+        ("SUBMIT_RATE_PER_SEC", "0".to_owned()),
+        ("MAX_UNFINISHED_JOBS_PER_USER", "0".to_owned()),
         ("ACCESS_TOKEN_TTL_SECS", "3600".to_owned()),
         ("LOG_FORMAT", "json".to_owned()),
         ("RUST_LOG", "warn".to_owned()),

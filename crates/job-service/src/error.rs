@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 409 with a specific code.
     #[error("conflict {0}: {1}")]
     Conflict(&'static str, String),
+    /// A problem document built by a limit (429 with `Retry-After`, …), passed through.
+    #[error("{0}")]
+    Problem(Box<Problem>),
     /// 503 `unavailable`: a dependency does not answer (cause logged).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::Conflict(code, detail) => {
                 Problem::new(StatusCode::CONFLICT, code, detail.clone())
             }
+            ApiError::Problem(problem) => (**problem).clone(),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "dependency unavailable");
                 Problem::unavailable()
@@ -93,6 +97,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(..) => StatusCode::CONFLICT,
+            ApiError::Problem(problem) => problem.status_code(),
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -13,6 +13,7 @@ pub mod docs;
 pub mod error;
 pub mod routes;
 pub mod settings;
+pub mod submit_limits;
 pub mod testing;
 pub mod ws;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub queue: Queue,
     /// Access-token verification, revoked sessions included.
     pub verifier: access_token::Verifier,
+    /// Abuse limits on submits.
+    pub submit_limits: submit_limits::SubmitLimits,
 }
 
 impl AppState {
@@ -152,6 +155,7 @@ impl Application {
             pg: pg.clone(),
             queue: Queue::new(redis.clone(), &settings.redis_prefix),
             verifier: verifier.with_revocations(revocations),
+            submit_limits: submit_limits::SubmitLimits::new(redis.clone(), &settings),
         });
         let readiness = web::Data::new(Readiness { pg, redis });
         let origins = AllowedOrigins::new(settings.origins());

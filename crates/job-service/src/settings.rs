@@ -52,6 +52,15 @@ pub struct Settings {
     /// `COOKIE_SECURE`: the service is reached over HTTPS (as the auth service's cookies are
     /// `Secure`), so responses carry `Strict-Transport-Security`.
     pub cookie_secure: bool,
+    /// `SUBMIT_RATE_PER_SEC`: submits one user may make per second, sustained (0: no limit).
+    pub submit_rate_per_sec: u32,
+    /// `SUBMIT_BURST`: submits one user may make at once before the rate applies.
+    pub submit_burst: u32,
+    /// `MAX_UNFINISHED_JOBS_PER_USER`: pending, scheduled and running jobs one user may have
+    /// (0: no limit).
+    pub max_unfinished_jobs_per_user: u64,
+    /// `USER_MAX_PRIORITY`: the highest priority a non-admin may submit (admins: up to 1000).
+    pub user_max_priority: i64,
     /// `WS_PING_SECS`: the real-time gateway pings every socket this often and drops one that
     /// stays silent for two pings.
     pub ws_ping_secs: u64,
@@ -96,6 +105,10 @@ impl Default for Settings {
             redis_coalesce: true,
             metrics_addr: None,
             cookie_secure: false,
+            submit_rate_per_sec: 200,
+            submit_burst: 400,
+            max_unfinished_jobs_per_user: 10_000,
+            user_max_priority: 1000,
             ws_ping_secs: 25,
             ws_max_rooms: 50,
             ws_messages_per_sec: 20,
@@ -130,6 +143,10 @@ impl std::fmt::Debug for Settings {
             redis_coalesce,
             metrics_addr,
             cookie_secure,
+            submit_rate_per_sec,
+            submit_burst,
+            max_unfinished_jobs_per_user,
+            user_max_priority,
             ws_ping_secs,
             ws_max_rooms,
             ws_messages_per_sec,
@@ -157,6 +174,10 @@ impl std::fmt::Debug for Settings {
             .field("redis_coalesce", redis_coalesce)
             .field("metrics_addr", metrics_addr)
             .field("cookie_secure", cookie_secure)
+            .field("submit_rate_per_sec", submit_rate_per_sec)
+            .field("submit_burst", submit_burst)
+            .field("max_unfinished_jobs_per_user", max_unfinished_jobs_per_user)
+            .field("user_max_priority", user_max_priority)
             .field("ws_ping_secs", ws_ping_secs)
             .field("ws_max_rooms", ws_max_rooms)
             .field("ws_messages_per_sec", ws_messages_per_sec)
@@ -193,6 +214,18 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "WS_MAX_FRAME_BYTES",
                 format!("must be at least {MIN_WS_FRAME_BYTES}, so that a 4 KiB message fits"),
+            ));
+        }
+        if self.submit_rate_per_sec > 0 && self.submit_burst == 0 {
+            return Err(SettingsError::invalid(
+                "SUBMIT_BURST",
+                "must be at least 1 while SUBMIT_RATE_PER_SEC is set",
+            ));
+        }
+        if !(-1000..=1000).contains(&self.user_max_priority) {
+            return Err(SettingsError::invalid(
+                "USER_MAX_PRIORITY",
+                "must be from -1000 to 1000 (the range of priorities)",
             ));
         }
         if self.production()? {

@@ -6,6 +6,9 @@ use std::time::Duration;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+use sha2::{Digest as _, Sha256};
+
+use crate::budget::{Budgets, Window};
 
 /// What became of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,27 @@ pub enum MailError {
     /// The server refused, timed out or could not be reached.
     #[error("SMTP delivery failed: {0}")]
     Delivery(String),
+    /// The recipient has had as many emails as the budget allows; nothing was sent.
+    #[error("not sent: this recipient's email budget is spent; it renews in {retry_after_secs} s")]
+    RecipientBudget {
+        /// Seconds until the budget allows another email.
+        retry_after_secs: u64,
+    },
+    /// The budget could not be checked (Redis), so nothing was sent.
+    #[error("not sent: the recipient's email budget cannot be checked: {0}")]
+    BudgetUnavailable(String),
+}
+
+/// The per-recipient budget of `EMAILS_PER_RECIPIENT_PER_10_MIN` and
+/// `EMAILS_PER_RECIPIENT_PER_DAY` (a limit of 0 leaves that window out).
+pub fn recipient_windows(per_10_min: u32, per_day: u32) -> Vec<Window> {
+    [
+        Window::new(per_10_min, Duration::from_secs(10 * 60)),
+        Window::new(per_day, Duration::from_secs(24 * 60 * 60)),
+    ]
+    .into_iter()
+    .filter(|w| w.limit > 0)
+    .collect()
 }
 
 /// Sends plain-text email from one sender.
@@ -42,6 +66,7 @@ pub enum MailError {
 pub struct Mailer {
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Mailbox,
+    budget: Option<(Budgets, Vec<Window>)>,
 }
 
 impl Mailer {
@@ -60,11 +85,43 @@ impl Mailer {
         let from = from
             .parse::<Mailbox>()
             .map_err(|e| MailError::From(e.to_string()))?;
-        Ok(Self { transport, from })
+        Ok(Self {
+            transport,
+            from,
+            budget: None,
+        })
     }
 
-    /// Sends `body` to `to`, or logs it when no SMTP server is configured.
+    /// Also limits how many emails one recipient gets (across every process sharing the
+    /// Redis of `budgets`): past `windows`, [`Mailer::send`] sends nothing and answers
+    /// [`MailError::RecipientBudget`]. Bounds what anyone can make the system send to an
+    /// address that is not theirs.
+    pub fn with_recipient_budget(mut self, budgets: Budgets, windows: Vec<Window>) -> Self {
+        self.budget = (!windows.is_empty()).then_some((budgets, windows));
+        self
+    }
+
+    /// Spends one email of `to`'s budget.
+    async fn spend_budget(&self, to: &str) -> Result<(), MailError> {
+        let Some((budgets, windows)) = &self.budget else {
+            return Ok(());
+        };
+        // Keyed by a hash, so Redis holds no addresses.
+        let digest = Sha256::digest(to.trim().to_lowercase().as_bytes());
+        let name = format!("email:{}", hex::encode(digest));
+        match budgets.spend(&name, windows).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(MailError::RecipientBudget {
+                retry_after_secs: wait.as_secs().max(1),
+            }),
+            Err(error) => Err(MailError::BudgetUnavailable(error.to_string())),
+        }
+    }
+
+    /// Sends `body` to `to`, or logs it when no SMTP server is configured; with a recipient
+    /// budget, only while `to`'s budget lasts.
     pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<Delivery, MailError> {
+        self.spend_budget(to).await?;
         let Some(transport) = &self.transport else {
             tracing::info!(to, subject, body = %body, "SMTP_URL is not set: email not sent, logged instead");
             return Ok(Delivery::Logged);

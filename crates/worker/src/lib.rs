@@ -63,7 +63,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         &settings.mail_from,
         Duration::from_secs(settings.smtp_timeout_secs),
     )
-    .map_err(|e| StartError::Settings(service_kit::settings::SettingsError(e.to_string())))?;
+    .map_err(|e| StartError::Settings(service_kit::settings::SettingsError(e.to_string())))?
+    .with_recipient_budget(
+        service_kit::budget::Budgets::new(redis.clone(), &settings.redis_prefix),
+        service_kit::mail::recipient_windows(
+            settings.emails_per_recipient_per_10_min,
+            settings.emails_per_recipient_per_day,
+        ),
+    );
     let exec_log = match &settings.worker_execution_log {
         Some(path) if !path.is_empty() => Some(Mutex::new(
             std::fs::OpenOptions::new()

@@ -71,6 +71,11 @@ pub struct Settings {
     /// `METRICS_ADDR`: when set, `/metrics` is served only on this separate listener (and
     /// `WORKER_ADDR` keeps `/healthz` and `/readyz`).
     pub metrics_addr: Option<String>,
+    /// `EMAILS_PER_RECIPIENT_PER_10_MIN`: emails one address may get in 10 minutes, counted
+    /// together with the auth service's (0: no limit); past it a `send_email` attempt fails.
+    pub emails_per_recipient_per_10_min: u32,
+    /// `EMAILS_PER_RECIPIENT_PER_DAY`: emails one address may get in a day (0: no limit).
+    pub emails_per_recipient_per_day: u32,
 }
 
 impl Default for Settings {
@@ -104,6 +109,8 @@ impl Default for Settings {
             log_format: "pretty".to_owned(),
             worker_execution_log: None,
             metrics_addr: None,
+            emails_per_recipient_per_10_min: 3,
+            emails_per_recipient_per_day: 10,
         }
     }
 }
@@ -141,6 +148,8 @@ impl std::fmt::Debug for Settings {
             log_format,
             worker_execution_log,
             metrics_addr,
+            emails_per_recipient_per_10_min,
+            emails_per_recipient_per_day,
         } = self;
         f.debug_struct("Settings")
             .field("app_env", app_env)
@@ -171,6 +180,11 @@ impl std::fmt::Debug for Settings {
             .field("log_format", log_format)
             .field("worker_execution_log", worker_execution_log)
             .field("metrics_addr", metrics_addr)
+            .field(
+                "emails_per_recipient_per_10_min",
+                emails_per_recipient_per_10_min,
+            )
+            .field("emails_per_recipient_per_day", emails_per_recipient_per_day)
             .finish()
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use tracing::Instrument as _;
 
 use domain::Email;
+use service_kit::budget::{Budgets, Window};
 use service_kit::mail::{self, Delivery, MailError};
 
 /// Sends (or, without `SMTP_URL`, logs) the service's emails.
@@ -29,6 +30,13 @@ impl Mailer {
             frontend: frontend.trim_end_matches('/').to_owned(),
             runtime: tokio::runtime::Handle::current(),
         })
+    }
+
+    /// Also limits the emails one address gets ([`mail::Mailer::with_recipient_budget`]):
+    /// past the budget, messages are dropped (and counted), never queued.
+    pub fn with_recipient_budget(mut self, budgets: Budgets, windows: Vec<Window>) -> Self {
+        self.mail = self.mail.with_recipient_budget(budgets, windows);
+        self
     }
 
     /// The verification email: a link and a six-digit code.
@@ -71,6 +79,10 @@ impl Mailer {
                         "sent"
                     }
                     Ok(Delivery::Logged) => "logged",
+                    Err(MailError::RecipientBudget { .. }) => {
+                        tracing::info!(to = %to, kind, "email not sent: the recipient's budget is spent");
+                        "over_budget"
+                    }
                     Err(error) => {
                         // The error names the server's answer, never the message (which holds tokens).
                         tracing::warn!(to = %to, kind, %error, "email not delivered");

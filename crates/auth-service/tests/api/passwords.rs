@@ -201,7 +201,8 @@ async fn forgot_password_answers_the_same_for_unknown_emails() {
         assert_eq!(observable(response).await, known, "{email}");
     }
     assert_eq!(reset_link(&app, "forgetful@example.com", 2).await.len(), 43);
-    app.smtp.wait_for("forgetful@example.com", 5).await;
+    // The verification email and two reset emails: the address's email budget.
+    app.smtp.wait_for("forgetful@example.com", 3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(app.smtp.messages_to("nobody@example.com").is_empty());
     let body = assert_problem(
@@ -384,5 +385,45 @@ async fn a_reset_lifts_the_failed_login_lock() {
     assert_eq!(
         app.login("locked@example.com", NEW_PASSWORD).await.status(),
         200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_gets_a_bounded_number_of_emails() {
+    let app = spawn_app().await;
+    app.verified_user("inbox@example.com").await;
+    // The verification email and two reset emails: three in ten minutes, the budget.
+    for _ in 0..4 {
+        let forgot = app
+            .post_json(
+                "/api/auth/forgot-password",
+                &json!({"email": "inbox@example.com"}),
+            )
+            .await;
+        // The answer never tells: the same 202 when the email is dropped.
+        assert_eq!(forgot.status(), 202);
+    }
+    app.smtp.wait_for("inbox@example.com", 3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.smtp.messages_to("inbox@example.com").len(), 3);
+
+    // Turned off, every email goes out.
+    let unlimited = spawn_app_with(|s| {
+        s.emails_per_recipient_per_10_min = 0;
+        s.emails_per_recipient_per_day = 0;
+    })
+    .await;
+    unlimited.verified_user("inbox@example.com").await;
+    for _ in 0..4 {
+        unlimited
+            .post_json(
+                "/api/auth/forgot-password",
+                &json!({"email": "inbox@example.com"}),
+            )
+            .await;
+    }
+    assert_eq!(
+        unlimited.smtp.wait_for("inbox@example.com", 5).await.len(),
+        5
     );
 }

@@ -44,7 +44,8 @@ pub struct SubmitJob {
     responses((status = 201, description = "`{\"job\"}`", body = crate::docs::JobEnvelope),
         (status = 200, description = "the job created earlier with this Idempotency-Key", body = crate::docs::JobEnvelope),
         (status = 401, body = service_kit::Problem), (status = 413, body = service_kit::Problem),
-        (status = 422, body = service_kit::Problem)))]
+        (status = 422, body = service_kit::Problem),
+        (status = 429, description = "`rate_limited` (per-user submit rate) or `too_many_unfinished_jobs`, with `Retry-After`", body = service_kit::Problem)))]
 pub async fn submit(
     state: web::Data<AppState>,
     writes: web::Data<job_queue::Coalescer>,
@@ -58,6 +59,7 @@ pub async fn submit(
         None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
         Some(data) => data,
     };
+    crate::submit_limits::check(&state, &user, &data, body.priority).await?;
     let data_len = serde_json::to_vec(&data)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);

@@ -21,17 +21,22 @@ pub type User = job_service::testing::TestUser;
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut job_service::Settings)) -> Self {
         let db = TestDb::create().await;
         let redis = TestRedis::new();
         let key = SigningKey::development();
-        let base = job_service::testing::spawn(TestBackends {
+        let backends = TestBackends {
             database_url: db.url().to_owned(),
             redis_url: redis.url(),
             redis_prefix: redis.prefix().to_owned(),
             public_key_pem: key.public_pem(),
-        })
-        .await
-        .expect("job service starts");
+        };
+        let base = job_service::testing::spawn_with(backends, adjust)
+            .await
+            .expect("job service starts");
         let pool = db.pool();
         Self {
             _db: db,

@@ -3,5 +3,6 @@
 
 mod binary;
 mod helpers;
+mod limits;
 mod routes;
 mod with_auth;

@@ -35,11 +35,17 @@ impl Env {
         let db = TestDb::migrated().await;
         let redis = TestRedis::new();
         let key = SigningKey::development();
-        let base = job_service::testing::spawn(job_service::testing::TestBackends {
+        let backends = job_service::testing::TestBackends {
             database_url: db.url().to_owned(),
             redis_url: redis_url.clone(),
             redis_prefix: redis.prefix().to_owned(),
             public_key_pem: key.public_pem(),
+        };
+        // One test user submits bursts of a thousand jobs: the per-user submit limits are off,
+        // as in the benchmark.
+        let base = job_service::testing::spawn_with(backends, |s| {
+            s.submit_rate_per_sec = 0;
+            s.max_unfinished_jobs_per_user = 0;
         })
         .await
         .expect("job service starts");
