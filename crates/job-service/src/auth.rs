@@ -1,6 +1,7 @@
 //! Who is calling: the access token (cookie or bearer) verified with the auth service's public
 //! key, revoked sessions refused (see [`access_token::Verifier`], which also remembers verified
-//! tokens so that the signature is not checked on every request).
+//! tokens so that the signature is not checked on every request), and the user's current role
+//! ([`crate::roles`]).
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use domain::{Role, SessionId};
@@ -14,7 +15,7 @@ use crate::{AppState, error::ApiError};
 pub struct AuthUser {
     /// The user.
     pub id: Uuid,
-    /// Their role (from the token).
+    /// Their role now (PostgreSQL's, which may be newer than the token's).
     pub role: Role,
     /// Their session.
     pub sid: SessionId,
@@ -44,11 +45,18 @@ impl FromRequest for AuthUser {
             let state =
                 state.ok_or_else(|| ApiError::Internal("application state missing".to_owned()))?;
             match state.verifier.verify(&token).await {
-                Ok(claims) => Ok(AuthUser {
-                    id: claims.sub.0,
-                    role: claims.role,
-                    sid: claims.sid,
-                }),
+                Ok(claims) => {
+                    let role = state
+                        .roles
+                        .current(claims.sub.0)
+                        .await
+                        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+                    Ok(AuthUser {
+                        id: claims.sub.0,
+                        role,
+                        sid: claims.sid,
+                    })
+                }
                 Err(error) if error.is_unavailable() => {
                     Err(ApiError::Unavailable(error.to_string()))
                 }

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod roles;
 pub mod routes;
 pub mod settings;
 pub mod submit_limits;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub verifier: access_token::Verifier,
     /// Abuse limits on submits.
     pub submit_limits: submit_limits::SubmitLimits,
+    /// Users' current roles (a token's role may be older).
+    pub roles: roles::Roles,
 }
 
 impl AppState {
@@ -156,6 +159,7 @@ impl Application {
             queue: Queue::new(redis.clone(), &settings.redis_prefix),
             verifier: verifier.with_revocations(revocations),
             submit_limits: submit_limits::SubmitLimits::new(redis.clone(), &settings),
+            roles: roles::Roles::new(pg.clone()),
         });
         let readiness = web::Data::new(Readiness { pg, redis });
         let origins = AllowedOrigins::new(settings.origins());

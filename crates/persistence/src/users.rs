@@ -114,6 +114,21 @@ pub async fn find(
     Ok(row.map(record))
 }
 
+/// The current role of the account with this id (`None`: no such account). Reads only the
+/// role, so that services without access to credentials can ask.
+pub async fn role(
+    conn: &mut AsyncPgConnection,
+    id: UserId,
+) -> Result<Option<Role>, PersistenceError> {
+    let role = users::table
+        .find(id.0)
+        .select(users::role)
+        .first::<String>(conn)
+        .await
+        .optional()?;
+    Ok(role.map(|role| role.parse().unwrap_or(Role::User)))
+}
+
 /// Marks the address as proven and returns the updated account.
 pub async fn mark_verified(
     conn: &mut AsyncPgConnection,

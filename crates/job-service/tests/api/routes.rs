@@ -677,3 +677,47 @@ async fn misspelt_fields_and_wrong_types_are_named_in_plain_words() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_role_takes_effect_without_a_new_token() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let admin = app.user(Role::Admin, true).await;
+    let status = |who: &'static str| {
+        let token = if who == "user" {
+            user.token.clone()
+        } else {
+            admin.token.clone()
+        };
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/api/jobs/admin/all"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("user").await, 403);
+    assert_eq!(status("admin").await, 200);
+
+    // grant-admin for one, the role taken away from the other; the tokens stay the same.
+    let mut conn = app.pool.get().await.unwrap();
+    for (email, role) in [(&user.email, Role::Admin), (&admin.email, Role::User)] {
+        let email = domain::Email::from_trusted(email.clone());
+        persistence::users::set_role(&mut conn, &email, role)
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + job_service::roles::ROLE_TTL * 2;
+    while (status("user").await, status("admin").await) != (200, 403) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "roles not applied in time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
