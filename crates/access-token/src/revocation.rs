@@ -1,7 +1,9 @@
 //! The Redis-backed list of revoked sessions.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::Pool;
@@ -24,7 +26,25 @@ pub enum RevocationError {
     /// A Redis command failed.
     #[error("Redis command failed: {0}")]
     Redis(#[from] redis::RedisError),
+    /// Redis had lost the list and the record could not be read to restore it.
+    #[error("cannot read the revocation record: {0}")]
+    Record(String),
 }
+
+/// Where revocations are recorded for good (PostgreSQL's `sessions.revoked_at`): read back
+/// into Redis when Redis has lost them (flushed, or restarted without persistence).
+pub trait RevocationRecord: Send + Sync + 'static {
+    /// The sessions revoked less than `within` ago, each with how long ago.
+    fn revoked_within(
+        &self,
+        within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<(SessionId, Duration)>, String>> + Send + '_>>;
+}
+
+/// How long after a failed write a revocation is tried again, at first (doubling up to
+/// [`RETRY_MAX_DELAY`]).
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(500);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// The revoked sessions, shared through Redis by the auth service (which writes) and the job
 /// service (which reads, through [`crate::Verifier::with_revocations`]).
@@ -47,6 +67,9 @@ struct Inner {
     key_prefix: String,
     remember_for: Duration,
     cache: Mutex<HashMap<SessionId, CacheEntry>>,
+    record: OnceLock<Arc<dyn RevocationRecord>>,
+    /// Held while the list is restored from the record, so one task does it.
+    reseeding: tokio::sync::Mutex<()>,
 }
 
 /// A cached answer, or one being fetched (the cell is shared so concurrent checks of one
@@ -84,15 +107,61 @@ pub fn sessions_revoked_channel(key_prefix: &str) -> String {
 
 impl RevocationList {
     /// A list stored in Redis under `key_prefix` (e.g. `"task-vault:"`), remembering each
-    /// revocation for `remember_for`, which must be at least the access-token lifetime.
+    /// revocation for `remember_for` (the access-token lifetime) plus the verifiers'
+    /// [`crate::LEEWAY_SECS`]: as long as any token of the session can be accepted.
     pub fn new(pool: Pool, key_prefix: String, remember_for: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 pool,
                 key_prefix,
-                remember_for,
+                remember_for: remember_for + Duration::from_secs(crate::LEEWAY_SECS),
                 cache: Mutex::new(HashMap::new()),
+                record: OnceLock::new(),
+                reseeding: tokio::sync::Mutex::new(()),
             }),
+        }
+    }
+
+    /// Restores the list from `record` whenever Redis has lost it, so that a revoked session
+    /// stays revoked through a Redis flush or restart. Redis holds a marker key
+    /// (`{prefix}revocations-seeded`, no expiry) next to the list; a check that finds it gone
+    /// first writes back every session the record revoked within the remembering time (one
+    /// task at a time, once per loss).
+    pub fn backed_by(self, record: impl RevocationRecord) -> Self {
+        let _ = self.inner.record.set(Arc::new(record));
+        self
+    }
+
+    /// [`RevocationList::revoke`], and, if Redis cannot take it now, again in the background
+    /// (doubling waits up to 30 s) until it does or the revocation no longer matters: call this
+    /// once the revocation is committed to the record, so a Redis hiccup cannot leave a
+    /// revoked session usable. This instance treats the sessions as revoked at once.
+    pub fn revoke_or_retry(&self, sids: &[SessionId]) -> impl Future<Output = ()> + Send + 'static {
+        let list = self.clone();
+        let sids = sids.to_vec();
+        async move {
+            let Err(error) = list.revoke(&sids).await else {
+                return;
+            };
+            tracing::warn!(%error, count = sids.len(), "cannot store revocations in Redis; retrying in the background");
+            list.remember_revoked(&sids);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let mut delay = RETRY_FIRST_DELAY;
+                while started.elapsed() < list.inner.remember_for {
+                    tokio::time::sleep(delay).await;
+                    match list.revoke(&sids).await {
+                        Ok(()) => {
+                            tracing::info!(count = sids.len(), "revocations stored after a retry");
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "revocations still not stored; retrying")
+                        }
+                    }
+                    delay = (delay * 2).min(RETRY_MAX_DELAY);
+                }
+            });
         }
     }
 
@@ -119,7 +188,12 @@ impl RevocationList {
         }
         let mut conn = self.inner.pool.get().await?;
         pipe.query_async::<()>(&mut conn).await?;
+        self.remember_revoked(sids);
+        Ok(())
+    }
 
+    /// Caches `sids` as revoked in this process.
+    fn remember_revoked(&self, sids: &[SessionId]) {
         let mut cache = self.cache();
         for sid in sids {
             cache.insert(
@@ -130,7 +204,6 @@ impl RevocationList {
                 },
             );
         }
-        Ok(())
     }
 
     /// Whether `sid` has been revoked (Redis `EXISTS`, behind the in-process cache described
@@ -164,13 +237,79 @@ impl RevocationList {
         Ok(*revoked)
     }
 
+    /// Asks Redis; when a record backs the list and Redis has lost the list, restores it
+    /// first.
     async fn exists(&self, sid: SessionId) -> Result<bool, RevocationError> {
         let mut conn = self.inner.pool.get().await?;
-        let count: i64 = redis::cmd("EXISTS")
+        let (revoked, seeded): (i64, i64) = redis::pipe()
+            .cmd("EXISTS")
+            .arg(self.key(sid))
+            .cmd("EXISTS")
+            .arg(self.marker_key())
+            .query_async(&mut conn)
+            .await?;
+        if revoked > 0 {
+            return Ok(true);
+        }
+        if seeded > 0 || self.inner.record.get().is_none() {
+            return Ok(false);
+        }
+        drop(conn);
+        self.reseed().await?;
+        let mut conn = self.inner.pool.get().await?;
+        let revoked: i64 = redis::cmd("EXISTS")
             .arg(self.key(sid))
             .query_async(&mut conn)
             .await?;
-        Ok(count > 0)
+        Ok(revoked > 0)
+    }
+
+    /// Writes back every revocation of the record that still matters, then the marker.
+    async fn reseed(&self) -> Result<(), RevocationError> {
+        let Some(record) = self.inner.record.get() else {
+            return Ok(());
+        };
+        let _one_at_a_time = self.inner.reseeding.lock().await;
+        let mut conn = self.inner.pool.get().await?;
+        let seeded: i64 = redis::cmd("EXISTS")
+            .arg(self.marker_key())
+            .query_async(&mut conn)
+            .await?;
+        if seeded > 0 {
+            return Ok(());
+        }
+        let remember_for = self.inner.remember_for;
+        let revoked = record
+            .revoked_within(remember_for)
+            .await
+            .map_err(RevocationError::Record)?;
+        let mut pipe = redis::pipe();
+        let mut restored = 0usize;
+        for (sid, ago) in &revoked {
+            let left = remember_for.saturating_sub(*ago);
+            let millis = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            if millis == 0 {
+                continue;
+            }
+            pipe.cmd("SET")
+                .arg(self.key(*sid))
+                .arg(1)
+                .arg("PX")
+                .arg(millis)
+                .ignore();
+            restored += 1;
+        }
+        pipe.cmd("SET").arg(self.marker_key()).arg(1).ignore();
+        pipe.query_async::<()>(&mut conn).await?;
+        tracing::info!(
+            restored,
+            "revocation list restored in Redis from the record"
+        );
+        Ok(())
+    }
+
+    fn marker_key(&self) -> String {
+        format!("{}revocations-seeded", self.inner.key_prefix)
     }
 
     fn key(&self, sid: SessionId) -> String {
@@ -240,13 +379,13 @@ mod tests {
         assert!(reader.is_revoked(sid).await?);
         assert!(!reader.is_revoked(other).await?);
 
-        // Stored with the TTL of the access tokens.
+        // Stored with the TTL of the access tokens plus the verifiers' leeway.
         let mut conn = pool.get().await?;
         let ttl: i64 = redis::cmd("TTL")
             .arg(writer.key(sid))
             .query_async(&mut conn)
             .await?;
-        assert!((1..=60).contains(&ttl), "ttl {ttl}");
+        assert!((56..=65).contains(&ttl), "ttl {ttl}");
 
         cleanup(&pool, &writer, &[sid]).await
     }
@@ -288,6 +427,55 @@ mod tests {
         let list = RevocationList::new(test_pool()?, test_prefix(), Duration::from_secs(30));
         list.revoke(&[]).await?;
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_revocation_redis_could_not_take_is_retried_until_it_can() -> TestResult {
+        // A Redis of this test's own, started only after the revocation failed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let url = format!("redis://127.0.0.1:{port}");
+        let pool = deadpool_redis::Config::from_url(url.as_str())
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+        let list = RevocationList::new(pool, test_prefix(), Duration::from_secs(30));
+        let sid = SessionId::new();
+        list.revoke_or_retry(&[sid]).await;
+        // This instance refuses the session at once, Redis or not.
+        assert!(list.is_revoked(sid).await?);
+
+        let mut server = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let result = async {
+            let client = redis::Client::open(url.as_str())?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                    let exists: i64 = redis::cmd("EXISTS")
+                        .arg(list.key(sid))
+                        .query_async(&mut conn)
+                        .await?;
+                    if exists > 0 {
+                        return Ok::<_, Box<dyn Error>>(());
+                    }
+                }
+                assert!(Instant::now() < deadline, "the revocation was never stored");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        .await;
+        let _ = server.kill();
+        let _ = server.wait();
+        result
     }
 
     #[tokio::test]

@@ -39,6 +39,9 @@ pub struct Settings {
     pub access_token_ttl_secs: u64,
     /// `REFRESH_TOKEN_TTL_SECS`.
     pub refresh_token_ttl_secs: u64,
+    /// `SESSION_MAX_AGE_SECS`: a session's absolute lifetime from sign-in; refreshing cannot
+    /// extend it.
+    pub session_max_age_secs: u64,
     /// `REFRESH_REUSE_GRACE_SECS`: how long after its rotation a spent refresh token still
     /// returns the session's current tokens (two tabs racing) instead of revoking the session.
     pub refresh_reuse_grace_secs: u64,
@@ -101,6 +104,7 @@ impl Default for Settings {
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 604_800,
             refresh_reuse_grace_secs: 10,
+            session_max_age_secs: 30 * 24 * 60 * 60,
             smtp_url: None,
             smtp_timeout_secs: 10,
             mail_from: "Task Vault <no-reply@localhost>".to_owned(),
@@ -146,6 +150,7 @@ impl std::fmt::Debug for Settings {
             .field("access_token_ttl_secs", &self.access_token_ttl_secs)
             .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
             .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
+            .field("session_max_age_secs", &self.session_max_age_secs)
             .field("smtp_url", &redact_optional_url(self.smtp_url.as_deref()))
             .field("smtp_timeout_secs", &self.smtp_timeout_secs)
             .field("mail_from", &self.mail_from)
@@ -239,6 +244,7 @@ impl Settings {
         let lifetimes = [
             ("ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
             ("REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
+            ("SESSION_MAX_AGE_SECS", self.session_max_age_secs),
             ("VERIFICATION_TTL_SECS", self.verification_ttl_secs),
             ("OTP_TTL_SECS", self.otp_ttl_secs),
             ("RESET_TTL_SECS", self.reset_ttl_secs),

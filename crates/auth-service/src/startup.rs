@@ -13,6 +13,7 @@ use service_kit::http::{
 };
 use service_kit::mail::recipient_windows;
 use service_kit::metrics::{MetricsListener, observe};
+use service_kit::revocation_record::PgRevocationRecord;
 use service_kit::settings::SettingsError;
 use utoipa::OpenApi as _;
 
@@ -103,7 +104,8 @@ impl Application {
             redis.clone(),
             settings.redis_prefix.clone(),
             settings.access_ttl().max(Duration::from_secs(1)),
-        );
+        )
+        .backed_by(PgRevocationRecord(pg.clone()));
         let token_settings = settings.token_settings();
         let verifier = Verifier::with_keys(
             token_settings.clone(),

@@ -141,7 +141,11 @@ impl Application {
             redis.clone(),
             settings.redis_prefix.clone(),
             Duration::from_secs(settings.access_token_ttl_secs),
-        );
+        )
+        // Revocations survive a Redis flush or restart: read back from `sessions.revoked_at`.
+        .backed_by(service_kit::revocation_record::PgRevocationRecord(
+            pg.clone(),
+        ));
         let metrics = MetricsListener::bind_setting(settings.metrics_addr.as_deref())?;
         let health_routes = if metrics.is_some() {
             service_kit::health::configure_probes

@@ -170,8 +170,12 @@ pub struct Successor {
     pub token_hash: Vec<u8>,
     /// The new token sealed with a key derived from the presented one.
     pub sealed_for_predecessor: Vec<u8>,
-    /// When the new token (and the session) expire.
+    /// When the new token (and the session) expire, unless the session's absolute lifetime
+    /// ends sooner.
     pub expires_at: DateTime<Utc>,
+    /// The session's absolute lifetime, from its creation: no rotation extends a session past
+    /// it, and a session past it rotates no more.
+    pub session_max_age: Duration,
 }
 
 /// The row [`rotate_live`] reads back: the session and its user.
@@ -209,12 +213,15 @@ async fn rotate_live(
                FROM sessions AS s \
               WHERE t.token_hash = $1 AND t.spent_at IS NULL AND t.expires_at > $5 \
                 AND s.id = t.session_id AND s.revoked_at IS NULL AND s.expires_at > $5 \
-             RETURNING t.session_id, s.user_id \
+                AND s.created_at + make_interval(secs => $6) > $5 \
+             RETURNING t.session_id, s.user_id, \
+                       LEAST($4, s.created_at + make_interval(secs => $6)) AS expires_at \
          ), successor AS ( \
              INSERT INTO refresh_tokens (token_hash, session_id, expires_at) \
-             SELECT $3, session_id, $4 FROM spent \
+             SELECT $3, session_id, expires_at FROM spent \
          ), extended AS ( \
-             UPDATE sessions SET expires_at = $4 FROM spent WHERE sessions.id = spent.session_id \
+             UPDATE sessions SET expires_at = spent.expires_at FROM spent \
+              WHERE sessions.id = spent.session_id \
          ) \
          SELECT spent.session_id, u.id, u.email, u.password_hash, u.role, u.email_verified, \
                 u.created_at \
@@ -225,6 +232,7 @@ async fn rotate_live(
     .bind::<sql_types::Bytea, _>(&successor.token_hash)
     .bind::<sql_types::Timestamptz, _>(successor.expires_at)
     .bind::<sql_types::Timestamptz, _>(now)
+    .bind::<sql_types::Double, _>(successor.session_max_age.as_secs_f64())
     .get_result::<RotatedRow>(conn)
     .await
     .optional()?;
@@ -288,13 +296,29 @@ pub async fn rotate(
                 sessions::user_id,
                 sessions::expires_at,
                 sessions::revoked_at,
+                sessions::created_at,
             ))
-            .first::<(uuid::Uuid, DateTime<Utc>, Option<DateTime<Utc>>)>(conn)
+            .first::<(
+                uuid::Uuid,
+                DateTime<Utc>,
+                Option<DateTime<Utc>>,
+                DateTime<Utc>,
+            )>(conn)
             .await?;
-        let (user_id, session_expires_at, revoked_at) = session;
-        if revoked_at.is_some() || expires_at <= now || session_expires_at <= now {
+        let (user_id, session_expires_at, revoked_at, created_at) = session;
+        let max_age =
+            chrono::Duration::from_std(successor.session_max_age).unwrap_or(chrono::Duration::MAX);
+        let absolute_end = created_at
+            .checked_add_signed(max_age)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if revoked_at.is_some()
+            || expires_at <= now
+            || session_expires_at <= now
+            || absolute_end <= now
+        {
             return Ok(Rotation::Invalid);
         }
+        let successor_expires_at = successor.expires_at.min(absolute_end);
         match (spent_at, sealed) {
             (None, _) => {
                 diesel::update(refresh_tokens::table.find(&presented_hash))
@@ -308,12 +332,12 @@ pub async fn rotate(
                     .values((
                         refresh_tokens::token_hash.eq(&successor.token_hash),
                         refresh_tokens::session_id.eq(session_id),
-                        refresh_tokens::expires_at.eq(successor.expires_at),
+                        refresh_tokens::expires_at.eq(successor_expires_at),
                     ))
                     .execute(conn)
                     .await?;
                 diesel::update(sessions::table.find(session_id))
-                    .set(sessions::expires_at.eq(successor.expires_at))
+                    .set(sessions::expires_at.eq(successor_expires_at))
                     .execute(conn)
                     .await?;
                 match users::find(conn, UserId(user_id)).await? {
@@ -349,4 +373,36 @@ pub async fn rotate(
         }
     })
     .await
+}
+
+#[derive(QueryableByName)]
+struct RevokedRow {
+    #[diesel(sql_type = sql_types::Uuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = sql_types::Double)]
+    ago_secs: f64,
+}
+
+/// The sessions revoked less than `within` ago, each with how long ago (by the database's
+/// clock), through the `sessions_by_revoked_at` index.
+pub async fn revoked_within(
+    conn: &mut AsyncPgConnection,
+    within: Duration,
+) -> Result<Vec<(SessionId, Duration)>, PersistenceError> {
+    let rows = diesel::sql_query(
+        "SELECT id, GREATEST(EXTRACT(EPOCH FROM now() - revoked_at), 0)::float8 AS ago_secs \
+           FROM sessions WHERE revoked_at > now() - make_interval(secs => $1)",
+    )
+    .bind::<sql_types::Double, _>(within.as_secs_f64())
+    .load::<RevokedRow>(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            (
+                SessionId(row.id),
+                Duration::try_from_secs_f64(row.ago_secs).unwrap_or_default(),
+            )
+        })
+        .collect())
 }

@@ -12,6 +12,7 @@
 //! - [`mail`]: outgoing email through SMTP, or to the log without `SMTP_URL`.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`redis_pool`]: the deadpool Redis pool and key prefixes.
+//! - [`revocation_record`]: PostgreSQL behind the Redis list of revoked sessions.
 
 pub mod budget;
 pub mod health;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod problem;
 pub mod redis_pool;
 pub mod request_id;
+pub mod revocation_record;
 pub mod settings;
 pub mod telemetry;
 

@@ -179,7 +179,7 @@ pub async fn reset_password(
         })
         .await?
         .ok_or(ApiError::InvalidLinkToken)?;
-    state.revocations.revoke(&revoked).await?;
+    state.revocations.revoke_or_retry(&revoked).await;
     // Whoever locked the account by guessing must not keep its owner out after a reset.
     state.limiter.forget_account(user.email.as_str()).await?;
     Ok(())
@@ -223,7 +223,7 @@ pub async fn change_password(
             sessions::revoke_all_for_user(conn, user_id, Some(current_session)).await
         })
         .await?;
-    state.revocations.revoke(&revoked).await?;
+    state.revocations.revoke_or_retry(&revoked).await;
     Ok(())
 }
 

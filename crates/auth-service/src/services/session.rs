@@ -93,7 +93,12 @@ pub async fn login(
         session,
         user.id,
         secrets::token_hash(&refresh_token),
-        expires_after(state.settings.refresh_token_ttl_secs),
+        expires_after(
+            state
+                .settings
+                .refresh_token_ttl_secs
+                .min(state.settings.session_max_age_secs),
+        ),
     )
     .await?;
     let access_token = sign_access(state, &user, session)?;
@@ -123,6 +128,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued, ApiErr
             token_hash: secrets::token_hash(&successor),
             sealed_for_predecessor: sealed,
             expires_at: expires_after(state.settings.refresh_token_ttl_secs),
+            session_max_age: Duration::from_secs(state.settings.session_max_age_secs),
         },
         grace,
     )
@@ -135,9 +141,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<Issued, ApiErr
         Rotation::Reused { session_id } => {
             metrics::counter!("auth_refresh_total", "outcome" => "reuse_revoked").increment(1);
             tracing::warn!(session = %session_id, "spent refresh token presented again: session revoked");
-            if let Err(error) = state.revocations.revoke(&[session_id]).await {
-                tracing::error!(session = %session_id, %error, "cannot publish the revocation");
-            }
+            state.revocations.revoke_or_retry(&[session_id]).await;
             return Err(ApiError::InvalidRefreshToken);
         }
         Rotation::Rotated { session_id, user } => {
@@ -216,7 +220,7 @@ pub async fn logout(
     }
     if let Some(session) = session {
         sessions::revoke(&mut conn, session).await?;
-        state.revocations.revoke(&[session]).await?;
+        state.revocations.revoke_or_retry(&[session]).await;
         metrics::counter!("auth_logouts_total").increment(1);
     }
     Ok(())

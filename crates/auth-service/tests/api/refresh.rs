@@ -184,3 +184,21 @@ async fn concurrent_refreshes_of_one_token_agree_on_the_successor() {
     assert_eq!(app.refresh_with_cookie(&a.refresh).await.status(), 200);
     assert_eq!(app.me_bearer(&b.access).await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refreshing_cannot_extend_a_session_past_its_absolute_lifetime() {
+    let app = spawn_app_with(|s| s.session_max_age_secs = 3).await;
+    let mut session = app.signed_in("forever@example.com").await;
+    let started = std::time::Instant::now();
+    // Refreshing keeps working within the lifetime...
+    while started.elapsed() < Duration::from_millis(2000) {
+        let response = app.refresh_with_cookie(&session.refresh).await;
+        assert_eq!(response.status(), 200);
+        session = Session::from_response(response.headers());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // ...but not past it, however recently the token was rotated.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let expired = app.refresh_with_cookie(&session.refresh).await;
+    assert_problem(expired, 401, "invalid_token").await;
+}

@@ -9,12 +9,9 @@ use serde_json::{Value, json};
 use test_support::smtp::SmtpCapture;
 use test_support::{TestDb, TestRedis};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tokens_from_the_auth_service_work_until_its_logout_revokes_them() {
-    let db = TestDb::create().await;
-    let redis = TestRedis::new();
-    let smtp = SmtpCapture::start().await;
-
+/// The auth service and the job service (which fetches the JWKS) on one database and Redis
+/// prefix; their base URLs.
+async fn start_services(db: &TestDb, redis: &TestRedis, smtp: &SmtpCapture) -> (String, String) {
     let auth = auth_service::Application::build(auth_service::Settings {
         database_url: db.url().to_owned(),
         redis_url: redis.url(),
@@ -46,6 +43,17 @@ async fn tokens_from_the_auth_service_work_until_its_logout_revokes_them() {
     .unwrap();
     let jobs_url = format!("http://127.0.0.1:{}", jobs.port());
     tokio::spawn(jobs.run());
+
+    (auth_url, jobs_url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_from_the_auth_service_work_until_its_logout_revokes_them() {
+    let db = TestDb::create().await;
+    let redis = TestRedis::new();
+    let smtp = SmtpCapture::start().await;
+
+    let (auth_url, jobs_url) = start_services(&db, &redis, &smtp).await;
 
     // A browser: one cookie jar for both services (cookies are not scoped by port).
     let browser = reqwest::Client::builder()
@@ -120,4 +128,58 @@ async fn tokens_from_the_auth_service_work_until_its_logout_revokes_them() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_session_stays_revoked_after_redis_loses_its_data() {
+    let db = TestDb::create().await;
+    let redis = TestRedis::new();
+    let smtp = SmtpCapture::start().await;
+    let (auth_url, jobs_url) = start_services(&db, &redis, &smtp).await;
+    let client = reqwest::Client::new();
+    let credentials = json!({"email": "flushed@example.com", "password": "correct horse battery"});
+    for route in ["signup", "login"] {
+        client
+            .post(format!("{auth_url}/api/auth/{route}"))
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap();
+    }
+    let login: Value = client
+        .post(format!("{auth_url}/api/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let list = || {
+        client
+            .get(format!("{jobs_url}/api/jobs/all"))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(list().await.unwrap().status(), StatusCode::OK);
+    let logout = client
+        .post(format!("{auth_url}/api/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+
+    // Redis loses everything (a flush, or a restart without persistence): the revocation is
+    // gone from it, but not from PostgreSQL.
+    redis.flush().await;
+    assert!(redis.keys().await.is_empty());
+    // Past the job service's one-second "not revoked" cache of the earlier request.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(list().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // The list was restored in Redis, for every replica.
+    let keys = redis.keys().await;
+    let sid_key = format!("{}revoked-session:", redis.prefix());
+    assert!(keys.iter().any(|k| k.starts_with(&sid_key)), "{keys:?}");
 }
