@@ -50,7 +50,9 @@ use domain::{Role, SessionId, UserId};
 use serde::{Deserialize, Serialize};
 
 pub use keys::{DEVELOPMENT_PRIVATE_KEY_PEM, Jwk, JwkSet, KeySet, SigningKey};
-pub use revocation::{RevocationError, RevocationList, RevocationRecord, sessions_revoked_channel};
+pub use revocation::{
+    RevocationError, RevocationList, RevocationRecord, RevokedSessions, sessions_revoked_channel,
+};
 pub use verifier::{
     JWKS_FETCH_TIMEOUT, JWKS_MAX_AGE, JWKS_REFETCH_INTERVAL, LEEWAY_SECS, VERIFIED_TOKEN_TTL,
     Verifier,

@@ -31,14 +31,16 @@ pub enum RevocationError {
     Record(String),
 }
 
+/// What [`RevocationRecord::revoked_within`] answers: each session revoked, with how long ago;
+/// or why the record could not be read.
+pub type RevokedSessions<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<(SessionId, Duration)>, String>> + Send + 'a>>;
+
 /// Where revocations are recorded for good (PostgreSQL's `sessions.revoked_at`): read back
 /// into Redis when Redis has lost them (flushed, or restarted without persistence).
 pub trait RevocationRecord: Send + Sync + 'static {
     /// The sessions revoked less than `within` ago, each with how long ago.
-    fn revoked_within(
-        &self,
-        within: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<(SessionId, Duration)>, String>> + Send + '_>>;
+    fn revoked_within(&self, within: Duration) -> RevokedSessions<'_>;
 }
 
 /// How long after a failed write a revocation is tried again, at first (doubling up to

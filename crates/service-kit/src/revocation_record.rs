@@ -1,22 +1,16 @@
 //! PostgreSQL as the record behind the Redis revocation list
 //! ([`access_token::RevocationList::backed_by`]): `sessions.revoked_at`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-use access_token::RevocationRecord;
-use domain::SessionId;
+use access_token::{RevocationRecord, RevokedSessions};
 use persistence::PgPool;
 
 /// Reads recently revoked sessions from PostgreSQL.
 pub struct PgRevocationRecord(pub PgPool);
 
 impl RevocationRecord for PgRevocationRecord {
-    fn revoked_within(
-        &self,
-        within: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<(SessionId, Duration)>, String>> + Send + '_>> {
+    fn revoked_within(&self, within: Duration) -> RevokedSessions<'_> {
         Box::pin(async move {
             let mut conn = self.0.get().await.map_err(|e| e.to_string())?;
             persistence::sessions::revoked_within(&mut conn, within)
