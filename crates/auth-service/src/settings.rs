@@ -89,6 +89,9 @@ pub struct Settings {
     pub emails_per_recipient_per_10_min: u32,
     /// `EMAILS_PER_RECIPIENT_PER_DAY`: emails one address may get in a day (0: no limit).
     pub emails_per_recipient_per_day: u32,
+    /// `RETENTION_INTERVAL_SECS`: how often expired sessions and spent tokens are deleted (one
+    /// replica at a time).
+    pub retention_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -126,6 +129,7 @@ impl Default for Settings {
             metrics_addr: None,
             emails_per_recipient_per_10_min: 3,
             emails_per_recipient_per_day: 10,
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -171,6 +175,7 @@ impl std::fmt::Debug for Settings {
                 "jwt_private_key",
                 &redacted(self.jwt_private_key.as_deref()),
             )
+            .field("retention_interval_secs", &self.retention_interval_secs)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("bcrypt_cost", &self.bcrypt_cost)
@@ -258,6 +263,7 @@ impl Settings {
             ),
             ("LOGIN_FAILURE_LIMIT", u64::from(self.login_failure_limit)),
             ("DB_POOL_SIZE", self.db_pool_size as u64),
+            ("RETENTION_INTERVAL_SECS", self.retention_interval_secs),
         ])?;
         for (name, value) in lifetimes {
             // Expiry times are computed as now + lifetime; beyond this they cannot be

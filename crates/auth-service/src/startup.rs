@@ -52,6 +52,26 @@ pub struct Application {
     port: u16,
     server: Server,
     metrics: Option<MetricsListener>,
+    database_url: String,
+    retention_interval: std::time::Duration,
+}
+
+/// The advisory lock under which one auth-service replica at a time deletes expired sessions
+/// and tokens.
+pub const RETENTION_LOCK: i64 = 0x7476_7265_7465_6e02; // "tvreten" 2
+
+/// What retention deletes, a day after it expired (spent refresh tokens stay until their
+/// expiry: presenting one must still revoke its session). A verification code also stays while
+/// its account's wrong-code counter is younger than a day.
+pub fn retention_sweeps() -> Vec<persistence::retention::Sweep> {
+    use persistence::retention::Sweep;
+    let older_than = chrono::Duration::days(1);
+    vec![
+        Sweep::ExpiredRefreshTokens { older_than },
+        Sweep::ExpiredSessions { older_than },
+        Sweep::ExpiredEmailTokens { older_than },
+        Sweep::ExpiredOtpCodes { older_than },
+    ]
 }
 
 impl Application {
@@ -59,6 +79,8 @@ impl Application {
     /// migrations (advisory-locked, so replicas may start together) and prepares the server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let resolved = settings.resolve()?;
+        let database_url = settings.database_url.clone();
+        let retention_interval = std::time::Duration::from_secs(settings.retention_interval_secs);
         if resolved.development_key {
             tracing::warn!(
                 "JWT_PRIVATE_KEY is not set: signing with the PUBLIC development key; anyone can forge tokens. Never do this in production."
@@ -183,6 +205,8 @@ impl Application {
             port,
             server,
             metrics,
+            database_url,
+            retention_interval,
         })
     }
 
@@ -199,7 +223,14 @@ impl Application {
     /// Serves until the process is told to stop (SIGINT/SIGTERM), draining in-flight requests.
     pub async fn run(self) -> std::io::Result<()> {
         let metrics = self.metrics.map(MetricsListener::spawn);
+        let retention = service_kit::retention::spawn(
+            self.database_url,
+            RETENTION_LOCK,
+            retention_sweeps(),
+            self.retention_interval,
+        );
         let result = self.server.await;
+        retention.abort();
         if let Some(metrics) = metrics {
             metrics.stop(true).await;
         }

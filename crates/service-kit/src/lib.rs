@@ -9,6 +9,7 @@
 //! - [`metrics`]: the Prometheus recorder, request metrics and logging, the `METRICS_ADDR`
 //!   listener.
 //! - [`request_id`]: one id per HTTP request, in its logs, its answer and its problem document.
+//! - [`retention`]: the periodic deletion of rows nobody needs any more.
 //! - [`mail`]: outgoing email through SMTP, or to the log without `SMTP_URL`.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`redis_pool`]: the deadpool Redis pool and key prefixes.
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod problem;
 pub mod redis_pool;
 pub mod request_id;
+pub mod retention;
 pub mod revocation_record;
 pub mod settings;
 pub mod telemetry;

@@ -37,6 +37,9 @@ pub use settings::Settings;
 use crate::handlers::{Mailer, Registry};
 use crate::runtime::{Shared, StopReason, ToBatcher};
 
+/// The advisory lock under which one worker at a time deletes old jobs.
+pub const RETENTION_LOCK: i64 = 0x7476_7265_7465_6e01; // "tvreten" 1
+
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -186,12 +189,19 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             },
         ));
     }
+    let retention = service_kit::retention::spawn(
+        settings.database_url.clone(),
+        RETENTION_LOCK,
+        settings.retention_sweeps(),
+        Duration::from_secs(settings.retention_interval_secs),
+    );
     let claimers: Vec<_> = (0..settings.claim_loops)
         .map(|_| tokio::spawn(runtime::claim_loop(shared.clone())))
         .collect();
 
     wait_for_signal().await;
     tracing::info!("shutting down: no more claims");
+    retention.abort();
     shared.stopping.cancel();
     for claimer in claimers {
         let _ = claimer.await;

@@ -76,6 +76,13 @@ pub struct Settings {
     pub emails_per_recipient_per_10_min: u32,
     /// `EMAILS_PER_RECIPIENT_PER_DAY`: emails one address may get in a day (0: no limit).
     pub emails_per_recipient_per_day: u32,
+    /// `JOB_RETENTION_DAYS`: completed and cancelled jobs are deleted this long after they
+    /// finished.
+    pub job_retention_days: u32,
+    /// `FAILED_JOB_RETENTION_DAYS`: failed jobs are deleted this long after they failed.
+    pub failed_job_retention_days: u32,
+    /// `RETENTION_INTERVAL_SECS`: how often old jobs are looked for (one worker at a time).
+    pub retention_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -111,6 +118,9 @@ impl Default for Settings {
             metrics_addr: None,
             emails_per_recipient_per_10_min: 3,
             emails_per_recipient_per_day: 10,
+            job_retention_days: 30,
+            failed_job_retention_days: 90,
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -150,6 +160,9 @@ impl std::fmt::Debug for Settings {
             metrics_addr,
             emails_per_recipient_per_10_min,
             emails_per_recipient_per_day,
+            job_retention_days,
+            failed_job_retention_days,
+            retention_interval_secs,
         } = self;
         f.debug_struct("Settings")
             .field("app_env", app_env)
@@ -185,6 +198,9 @@ impl std::fmt::Debug for Settings {
                 emails_per_recipient_per_10_min,
             )
             .field("emails_per_recipient_per_day", emails_per_recipient_per_day)
+            .field("job_retention_days", job_retention_days)
+            .field("failed_job_retention_days", failed_job_retention_days)
+            .field("retention_interval_secs", retention_interval_secs)
             .finish()
     }
 }
@@ -215,6 +231,12 @@ impl Settings {
             ("DB_POOL_SIZE", self.db_pool_size as u64),
             ("REDIS_POOL_SIZE", self.redis_pool_size as u64),
             ("REDIS_TIMEOUT_MS", self.redis_timeout_ms),
+            ("JOB_RETENTION_DAYS", u64::from(self.job_retention_days)),
+            (
+                "FAILED_JOB_RETENTION_DAYS",
+                u64::from(self.failed_job_retention_days),
+            ),
+            ("RETENTION_INTERVAL_SECS", self.retention_interval_secs),
         ])?;
         if self.job_retry_max_ms < self.job_retry_base_ms {
             return Err(SettingsError::invalid(
@@ -242,6 +264,26 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// What retention deletes: finished jobs past their retention.
+    pub fn retention_sweeps(&self) -> Vec<persistence::retention::Sweep> {
+        use persistence::retention::Sweep;
+        let days = |n: u32| chrono::Duration::days(i64::from(n));
+        vec![
+            Sweep::FinishedJobs {
+                status: "completed",
+                older_than: days(self.job_retention_days),
+            },
+            Sweep::FinishedJobs {
+                status: "cancelled",
+                older_than: days(self.job_retention_days),
+            },
+            Sweep::FinishedJobs {
+                status: "failed",
+                older_than: days(self.failed_job_retention_days),
+            },
+        ]
     }
 
     /// The lease length.

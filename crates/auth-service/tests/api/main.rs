@@ -9,6 +9,7 @@ mod limits;
 mod login;
 mod passwords;
 mod refresh;
+mod retention;
 mod settings;
 mod signup;
 mod verification;

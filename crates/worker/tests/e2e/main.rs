@@ -7,4 +7,5 @@ mod harness;
 mod lifecycle;
 mod races;
 mod resilience;
+mod retention;
 mod startup;
