@@ -22,6 +22,7 @@ KUBERNETES_VERSION = "1.30.0"
 # Custom resources: (apiVersion, kind) -> schema file in this folder.
 CUSTOM = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.schema.json",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.schema.json",
 }
 
 

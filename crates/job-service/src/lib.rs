@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod queue_depth;
 pub mod roles;
 pub mod routes;
 pub mod settings;
@@ -146,12 +147,11 @@ impl Application {
         .backed_by(service_kit::revocation_record::PgRevocationRecord(
             pg.clone(),
         ));
-        let metrics = MetricsListener::bind_setting(settings.metrics_addr.as_deref())?;
-        let health_routes = if metrics.is_some() {
-            service_kit::health::configure_probes
-        } else {
-            service_kit::health::configure
-        };
+        let depth = queue_depth::configure(queue_depth::QueueDepth::new(pg.clone()));
+        let metrics =
+            MetricsListener::bind_setting_with(settings.metrics_addr.as_deref(), depth.clone())?;
+        // Without METRICS_ADDR, /metrics and /queue-depth are on the main port.
+        let internal_routes = metrics.is_none().then_some(depth);
         let hsts = settings.cookie_secure;
         let gateway = ws::Gateway::start(&settings, redis.clone(), Some(revocations.clone()))?;
         let gateway_data = web::Data::from(gateway.clone());
@@ -196,7 +196,12 @@ impl Application {
                     service_kit::http::security_headers(hsts, req, next)
                 }))
                 .wrap(middleware::from_fn(service_kit::request_id::middleware))
-                .configure(health_routes)
+                .configure(service_kit::health::configure_probes)
+                .configure(|cfg| {
+                    if let Some(routes) = &internal_routes {
+                        routes(cfg);
+                    }
+                })
                 .configure(routes::configure)
                 .configure(ws::configure)
                 .configure(|cfg| service_kit::http::configure_docs(cfg, openapi.clone()))

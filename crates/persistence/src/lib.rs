@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod migrate;
 pub mod otp_codes;
 pub mod pool;
+pub mod queue_depth;
 pub mod retention;
 pub mod schema;
 pub mod sessions;

@@ -49,7 +49,7 @@ pub fn handle() -> &'static PrometheusHandle {
 }
 
 /// `GET /metrics`: the Prometheus text format.
-async fn render() -> HttpResponse {
+pub async fn render() -> HttpResponse {
     let handle = handle();
     handle.run_upkeep();
     HttpResponse::Ok()
@@ -118,12 +118,22 @@ pub struct MetricsListener {
 impl MetricsListener {
     /// Binds `addr` (port 0 picks a free port). Call [`MetricsListener::spawn`] to serve.
     pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<Self> {
+        Self::bind_with(addr, configure)
+    }
+
+    /// As [`MetricsListener::bind`], with the routes `routes` registers instead of the plain
+    /// `/metrics` (a process with internal endpoints of its own, such as the job service's
+    /// queue depth for autoscalers).
+    pub fn bind_with(
+        addr: std::net::SocketAddr,
+        routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    ) -> std::io::Result<Self> {
         handle();
         let listener = TcpListener::bind(addr)?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(|| {
+        let server = HttpServer::new(move || {
             App::new()
-                .configure(configure)
+                .configure(routes.clone())
                 .default_service(web::to(crate::http::not_found))
         })
         .workers(1)
@@ -139,11 +149,19 @@ impl MetricsListener {
     pub fn bind_setting(
         addr: Option<&str>,
     ) -> Result<Option<Self>, crate::settings::SettingsError> {
+        Self::bind_setting_with(addr, configure)
+    }
+
+    /// As [`MetricsListener::bind_setting`], with the routes `routes` registers.
+    pub fn bind_setting_with(
+        addr: Option<&str>,
+        routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    ) -> Result<Option<Self>, crate::settings::SettingsError> {
         let Some(raw) = addr.map(str::trim).filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
         let addr = crate::settings::socket_addr("METRICS_ADDR", raw)?;
-        Self::bind(addr).map(Some).map_err(|e| {
+        Self::bind_with(addr, routes).map(Some).map_err(|e| {
             crate::settings::SettingsError::invalid(
                 "METRICS_ADDR",
                 format!("cannot listen on {addr}: {e}"),

@@ -721,3 +721,103 @@ async fn a_changed_role_takes_effect_without_a_new_token() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_depth_counts_ready_scheduled_and_running_per_priority() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    for priority in [5, 5, 0] {
+        let (status, _) = app
+            .submit(&user, json!({"type": "noop", "priority": priority}))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let (status, _) = app
+        .submit(
+            &user,
+            json!({"type": "noop", "priority": 5, "run_at": later}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let depth: Value = app
+        .client
+        .get(app.url("/queue-depth"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        depth,
+        json!({
+            "ready": 3, "scheduled": 1, "running": 0,
+            "by_priority": {"ready": {"0": 1, "5": 2}, "scheduled": {"5": 1}}
+        })
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = |state: &str, priority: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("queue_jobs{")
+                    && l.contains(&format!("state=\"{state}\""))
+                    && l.contains(&format!("priority=\"{priority}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(gauge("ready", "5").as_deref(), Some("2"), "{metrics}");
+    assert_eq!(gauge("scheduled", "5").as_deref(), Some("1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_metrics_addr_queue_depth_is_only_on_the_internal_listener() {
+    let db = test_support::TestDb::create().await;
+    let redis = test_support::TestRedis::new();
+    let key = access_token::SigningKey::development();
+    let internal = test_support::free_port();
+    let base = job_service::testing::spawn_with(
+        job_service::testing::TestBackends {
+            database_url: db.url().to_owned(),
+            redis_url: redis.url(),
+            redis_prefix: redis.prefix().to_owned(),
+            public_key_pem: key.public_pem(),
+        },
+        |settings| settings.metrics_addr = Some(format!("127.0.0.1:{internal}")),
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let public = client
+        .get(format!("{base}/queue-depth"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let depth: Value = client
+        .get(format!("http://127.0.0.1:{internal}/queue-depth"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(depth["ready"], 0);
+    let metrics = client
+        .get(format!("http://127.0.0.1:{internal}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+}
