@@ -45,6 +45,10 @@ pub enum ApiError {
         /// Seconds until the limit resets.
         retry_after_secs: u64,
     },
+    /// Too many passwords are being checked; the request waited its turn in vain (503 with
+    /// `Retry-After`).
+    #[error("password hashing is saturated")]
+    Busy,
     /// A dependency does not answer (503).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -91,6 +95,15 @@ impl ApiError {
             ),
             ApiError::Unauthorized => Problem::unauthorized(),
             ApiError::RateLimited { retry_after_secs } => Problem::rate_limited(*retry_after_secs),
+            ApiError::Busy => {
+                let mut problem = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Too many sign-ins are being checked right now; try again in a second.",
+                );
+                problem.retry_after_secs = Some(1);
+                problem
+            }
             ApiError::Unavailable(_) => Problem::unavailable(),
             ApiError::Internal(_) => Problem::internal(),
         }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod cookies;
 pub mod error;
+pub mod hashing;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;

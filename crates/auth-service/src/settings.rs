@@ -73,6 +73,11 @@ pub struct Settings {
     pub jwt_audience: String,
     /// `BCRYPT_COST`.
     pub bcrypt_cost: u32,
+    /// `HASH_CONCURRENCY`: passwords hashed or checked at once (0: the cores minus one, at
+    /// least one), so a login storm leaves a core for everything else.
+    pub hash_concurrency: usize,
+    /// `HASH_QUEUE_TIMEOUT_MS`: how long a request waits for a hashing slot before 503.
+    pub hash_queue_timeout_ms: u64,
     /// `VERIFICATION_TTL_SECS`: lifetime of verification links.
     pub verification_ttl_secs: u64,
     /// `OTP_TTL_SECS`: lifetime of verification codes.
@@ -122,6 +127,8 @@ impl Default for Settings {
             jwt_issuer: tokens.issuer,
             jwt_audience: tokens.audience,
             bcrypt_cost: 12,
+            hash_concurrency: 0,
+            hash_queue_timeout_ms: 2000,
             verification_ttl_secs: 86_400,
             otp_ttl_secs: 600,
             reset_ttl_secs: 1_800,
@@ -179,6 +186,8 @@ impl std::fmt::Debug for Settings {
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .field("hash_queue_timeout_ms", &self.hash_queue_timeout_ms)
             .field("verification_ttl_secs", &self.verification_ttl_secs)
             .field("otp_ttl_secs", &self.otp_ttl_secs)
             .field("reset_ttl_secs", &self.reset_ttl_secs)
@@ -262,6 +271,7 @@ impl Settings {
                 u64::from(self.auth_rate_limit_per_minute),
             ),
             ("LOGIN_FAILURE_LIMIT", u64::from(self.login_failure_limit)),
+            ("HASH_QUEUE_TIMEOUT_MS", self.hash_queue_timeout_ms),
             ("DB_POOL_SIZE", self.db_pool_size as u64),
             ("RETENTION_INTERVAL_SECS", self.retention_interval_secs),
         ])?;

@@ -18,6 +18,7 @@ use service_kit::settings::SettingsError;
 use utoipa::OpenApi as _;
 
 use crate::client_ip::ClientIp;
+use crate::hashing::Hasher;
 use crate::openapi::ApiDoc;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
@@ -146,6 +147,11 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Other(e.to_string()))?
                 .map_err(|e| StartupError::Other(e.to_string()))?;
+        let hasher = Hasher::new(
+            settings.hash_concurrency,
+            Duration::from_millis(settings.hash_queue_timeout_ms),
+            settings.bcrypt_cost,
+        );
 
         let origins = AllowedOrigins::new(resolved.cors_origins.clone());
         let state = web::Data::new(AppState {
@@ -156,6 +162,7 @@ impl Application {
             revocations,
             mailer,
             limiter,
+            hasher,
             client_ip: ClientIp::new(resolved.trusted_proxies.clone()),
             dummy_hash,
             settings,

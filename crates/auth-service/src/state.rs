@@ -27,6 +27,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Abuse limits.
     pub limiter: RateLimiter,
+    /// Password hashing on a bounded pool.
+    pub hasher: crate::hashing::Hasher,
     /// Client addresses behind proxies.
     pub client_ip: ClientIp,
     /// A bcrypt hash of a random password at the configured cost: unknown emails are checked

@@ -17,6 +17,13 @@
 //! target/release/bench --jobs 20000 --clients 64 --drain-jobs 50000 --read-secs 10
 //! ```
 //!
+//! `--login-storm` measures instead whether a login storm starves the auth service's other
+//! routes (see [`storm`]):
+//!
+//! ```sh
+//! target/release/bench --login-storm            # BCRYPT_COST=12, 3 rounds, median reported
+//! ```
+//!
 //! Everything stays on 127.0.0.1; every phase is bounded by `--timeout-secs`; the services are
 //! killed and the database dropped on every exit path (Ctrl-C included).
 
@@ -26,6 +33,7 @@ mod load;
 mod report;
 mod services;
 mod stats;
+mod storm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +88,20 @@ struct Args {
     /// Extra environment for the services, `KEY=VALUE`, repeatable (e.g. `DATABASE_POOL_SIZE=32`).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     extra_env: Vec<String>,
+    /// Instead of the job phases: start only the auth service (at `BCRYPT_COST=12`) and measure
+    /// `GET /api/auth/me` unloaded and during a login storm, against the machine's hashing
+    /// bound measured in the same run.
+    #[arg(long)]
+    login_storm: bool,
+    /// Login-storm mode: connections hammering `POST /api/auth/login`.
+    #[arg(long, default_value_t = 8)]
+    storm_connections: usize,
+    /// Login-storm mode: length of each measurement window.
+    #[arg(long, default_value_t = 10)]
+    storm_secs: u64,
+    /// Login-storm mode: rounds (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
 }
 
 #[tokio::main]
@@ -244,6 +266,12 @@ async fn run(args: Args) -> Result<()> {
         env.retain(|(key, _)| key != k);
         env.push((k.to_owned(), v.to_owned()));
     }
+    let storm_cost = 12;
+    if args.login_storm && !args.extra_env.iter().any(|e| e.starts_with("BCRYPT_COST=")) {
+        // The production cost: the storm is about what bcrypt really costs.
+        env.retain(|(k, _)| k != "BCRYPT_COST");
+        env.push(("BCRYPT_COST".to_owned(), storm_cost.to_string()));
+    }
     let mut stack = Stack {
         bin_dir,
         log_dir: log_dir.clone(),
@@ -253,6 +281,21 @@ async fn run(args: Args) -> Result<()> {
         worker: None,
         stopped: Vec::new(),
     };
+    if args.login_storm {
+        let outcome = login_storm(&args, &mut stack).await;
+        stack.shutdown().await;
+        drop(stack);
+        drop(redis);
+        drop(db);
+        let report = outcome?;
+        if args.json {
+            eprint!("{}", report.table());
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.table());
+        }
+        return Ok(());
+    }
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let outcome = tokio::select! {
@@ -279,6 +322,34 @@ async fn run(args: Args) -> Result<()> {
     }
     eprintln!("bench: service logs in {}", log_dir.display());
     outcome
+}
+
+/// `--login-storm`: the auth service alone, measured by [`storm::run`].
+async fn login_storm(args: &Args, stack: &mut Stack) -> Result<storm::StormReport> {
+    let client = load::http_client(args.clients)?;
+    let (service, _) = stack.start("auth-service", &client).await?;
+    let auth_url = service.base_url.clone();
+    stack.auth = Some(service);
+    let cost = stack
+        .env
+        .iter()
+        .find(|(k, _)| k == "BCRYPT_COST")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(12);
+    let run = storm::run(
+        &auth_url,
+        cost,
+        args.clients,
+        args.storm_connections,
+        args.storm_secs,
+        args.repeat,
+    );
+    tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(args.timeout_secs), run) => {
+            r.unwrap_or_else(|_| Err(anyhow!("--timeout-secs {} reached", args.timeout_secs)))
+        }
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    }
 }
 
 /// Starts the services and runs the phases, filling `report` as it goes.

@@ -9,7 +9,7 @@ use persistence::{PersistenceError, otp_codes, sessions, users};
 
 use crate::error::ApiError;
 use crate::secrets;
-use crate::services::{expires_after, hash_password, verify_password};
+use crate::services::expires_after;
 use crate::state::AppState;
 
 /// Wrong guesses after which a verification code is void, and after which an account (across
@@ -29,7 +29,7 @@ pub async fn signup(state: &AppState, email: &str, password: String) -> Result<(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(errors.into());
     };
-    let hash = hash_password(&password, state.settings.bcrypt_cost).await?;
+    let hash = state.hasher.hash(password.expose()).await?;
     let mut conn = state.conn().await?;
     if let Some(user) = users::insert_if_absent(&mut conn, UserId::new(), &email, &hash).await? {
         start_verification(state, &mut conn, &user).await?;
@@ -161,7 +161,7 @@ pub async fn reset_password(
     password: String,
 ) -> Result<(), ApiError> {
     let password = Password::parse(password, "password")?;
-    let hash = hash_password(&password, state.settings.bcrypt_cost).await?;
+    let hash = state.hasher.hash(password.expose()).await?;
     let token_hash = secrets::token_hash(token);
     let mut conn = state.conn().await?;
     let (user, revoked) = conn
@@ -205,7 +205,11 @@ pub async fn change_password(
     // guessing the password at bcrypt speed.
     let account = user.email.as_str();
     let earlier_failures = state.limiter.check_login(ip, account, false).await?;
-    if !verify_password(current_password, &user.password_hash).await? {
+    if !state
+        .hasher
+        .verify(current_password, &user.password_hash)
+        .await?
+    {
         state.limiter.record_login_failure(ip, account).await?;
         return Err(ApiError::WrongCurrentPassword);
     }
@@ -215,7 +219,7 @@ pub async fn change_password(
             .clear_login_failures(ip, account, earlier_failures)
             .await?;
     }
-    let hash = hash_password(&new_password, state.settings.bcrypt_cost).await?;
+    let hash = state.hasher.hash(new_password.expose()).await?;
     let mut conn = state.conn().await?;
     let revoked = conn
         .transaction(async |conn| {

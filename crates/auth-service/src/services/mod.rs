@@ -5,12 +5,10 @@ pub mod email;
 pub mod session;
 
 use chrono::{DateTime, Utc};
-use domain::{Password, Role};
+use domain::Role;
 use persistence::users::UserRecord;
 use serde::Serialize;
 use uuid::Uuid;
-
-use crate::error::ApiError;
 
 /// The user object of the contract.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -43,20 +41,4 @@ impl From<&UserRecord> for UserView {
 /// by the settings, so the sum cannot overflow.
 pub fn expires_after(secs: u64) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
-}
-
-/// Hashes a password with bcrypt on a blocking thread.
-pub async fn hash_password(password: &Password, cost: u32) -> Result<String, ApiError> {
-    let password = password.expose().to_owned();
-    tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
-        .await?
-        .map_err(ApiError::internal)
-}
-
-/// Checks a password against a bcrypt hash on a blocking thread.
-pub async fn verify_password(password: &str, hash: &str) -> Result<bool, ApiError> {
-    let (password, hash) = (password.to_owned(), hash.to_owned());
-    tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-        .await?
-        .map_err(ApiError::internal)
 }

@@ -11,7 +11,7 @@ use persistence::users::{self, UserRecord};
 
 use crate::error::ApiError;
 use crate::secrets;
-use crate::services::{expires_after, verify_password};
+use crate::services::expires_after;
 use crate::state::AppState;
 
 /// How many rotations past a spent token the two-tabs race may follow.
@@ -66,7 +66,7 @@ pub async fn login(
     let hash = user
         .as_ref()
         .map_or(state.dummy_hash.as_str(), |u| u.password_hash.as_str());
-    let matches = verify_password(password, hash).await?;
+    let matches = state.hasher.verify(password, hash).await?;
     let Some(user) = user.filter(|_| matches) else {
         state
             .limiter

@@ -249,3 +249,37 @@ async fn a_successful_login_clears_the_failures() {
     }
     assert_eq!(app.login("typo@example.com", PASSWORD).await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_storm_waits_for_bounded_hashing_then_gets_503_with_retry_after() {
+    let app = spawn_app_with(|s| {
+        s.bcrypt_cost = 10;
+        s.hash_concurrency = 1;
+        s.hash_queue_timeout_ms = 20;
+    })
+    .await;
+    app.verified_user("storm@example.com").await;
+    let logins = (0..8).map(|i| {
+        let password = if i % 2 == 0 {
+            PASSWORD
+        } else {
+            "wrong password"
+        };
+        app.login("storm@example.com", password)
+    });
+    let responses = futures_util::future::join_all(logins).await;
+    let mut busy = 0;
+    for response in responses {
+        match response.status().as_u16() {
+            200 | 401 => {}
+            503 => {
+                assert_eq!(retry_after(&response), 1);
+                assert_problem(response, 503, "unavailable").await;
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // One hash at a time, each far longer than the 20 ms anyone may wait for its turn.
+    assert!(busy >= 1, "every login was hashed at once");
+}
