@@ -23,6 +23,9 @@
 //! reconcile), so losing Redis loses nothing that PostgreSQL cannot rebuild: the reconciler
 //! re-adds pending jobs in fair order from the rows.
 //!
+//! Idle workers do not poll: every script that makes the ready set non-empty publishes on
+//! `{prefix}q:ready:wake`, and [`ReadySignal`] turns that into a wake-up of the claimers.
+//!
 //! Claims are one Lua script (`scripts/claim.lua`): `ZPOPMIN` a batch from `ready` and lease
 //! it, atomically, so two workers never take the same job. Every deadline and every "now"
 //! (leases, expiry, promotion) is taken from Redis's own clock (`TIME`) inside the scripts, so
@@ -41,6 +44,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_redis::Pool;
 use redis::Script;
+use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
 /// What can go wrong talking to Redis.
@@ -166,6 +170,7 @@ pub struct Queue {
     keys: std::sync::Arc<Keys>,
     scripts: std::sync::Arc<Scripts>,
     timeouts: Timeouts,
+    shared_conn: std::sync::Arc<std::sync::Mutex<Option<MultiplexedConnection>>>,
 }
 
 struct Scripts {
@@ -216,6 +221,7 @@ impl Queue {
                 served: format!("{prefix}q:served"),
             }),
             timeouts,
+            shared_conn: std::sync::Arc::default(),
             scripts: std::sync::Arc::new(Scripts {
                 enqueue: fair(include_str!("scripts/enqueue.lua")),
                 claim: Script::new(include_str!("scripts/claim.lua")),
@@ -232,11 +238,46 @@ impl Queue {
         &self.prefix
     }
 
-    /// A pooled connection that waits at most `timeout` for each answer.
-    async fn conn(&self, timeout: Duration) -> Result<deadpool_redis::Connection, QueueError> {
-        let mut conn = self.pool.get().await?;
+    /// The channel on which the ready set announces that it stopped being empty.
+    pub fn wake_channel(&self) -> String {
+        format!("{}:wake", self.keys.ready)
+    }
+
+    /// A handle on the shared multiplexed connection that waits at most `timeout` for each
+    /// answer. The connection is taken from the pool once and kept (it multiplexes every
+    /// caller's commands), rather than checked out per command: a checkout pings the server
+    /// first, which doubled the round trips of every claim and cost an idle worker CPU.
+    async fn conn(&self, timeout: Duration) -> Result<MultiplexedConnection, QueueError> {
+        let cached = self
+            .shared_conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut conn = match cached {
+            Some(conn) => conn,
+            None => {
+                let conn: MultiplexedConnection = (*self.pool.get().await?).clone();
+                *self
+                    .shared_conn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
+                conn
+            }
+        };
         conn.set_response_timeout(timeout);
         Ok(conn)
+    }
+
+    /// Forgets the shared connection when `error` says it is broken (the next command takes a
+    /// fresh one from the pool); a timed-out answer leaves it usable.
+    fn broken(&self, error: redis::RedisError) -> QueueError {
+        if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal() {
+            self.shared_conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+        }
+        QueueError::Redis(error)
     }
 
     /// A batch of writes sent in one round trip by [`Queue::send`].
@@ -277,7 +318,11 @@ impl Queue {
             self.timeouts.command
         };
         let mut conn = self.conn(timeout).await?;
-        batch.pipe.query_async::<()>(&mut *conn).await?;
+        batch
+            .pipe
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(())
     }
 
@@ -297,8 +342,9 @@ impl Queue {
             .key(&self.keys.served)
             .arg(max)
             .arg(lease_ms)
-            .invoke_async(&mut *conn)
-            .await?;
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(parse_ids(&ids))
     }
 
@@ -314,8 +360,9 @@ impl Queue {
             .key(&self.keys.rounds)
             .key(&self.keys.served)
             .arg(max)
-            .invoke_async(&mut *conn)
-            .await?;
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(parse_ids(&ids))
     }
 
@@ -331,7 +378,10 @@ impl Queue {
             invocation.arg(id.to_string());
         }
         let mut conn = self.conn(self.timeouts.command).await?;
-        invocation.invoke_async::<i64>(&mut *conn).await?;
+        invocation
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(())
     }
 
@@ -343,8 +393,9 @@ impl Queue {
             .reap
             .key(&self.keys.lease)
             .arg(max)
-            .invoke_async(&mut *conn)
-            .await?;
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(parse_ids(&ids))
     }
 
@@ -405,7 +456,10 @@ impl Queue {
             }
         }
         let mut conn = self.conn(self.timeouts.bulk).await?;
-        let ids: Vec<String> = invocation.invoke_async(&mut *conn).await?;
+        let ids: Vec<String> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(parse_ids(&ids))
     }
 
@@ -420,8 +474,9 @@ impl Queue {
             .cmd("INFO")
             .arg("server")
             .get(&self.keys.swept)
-            .query_async(&mut *conn)
-            .await?;
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         let run_id = info
             .lines()
             .find_map(|line| line.strip_prefix("run_id:"))
@@ -451,8 +506,9 @@ impl Queue {
         redis::cmd("SET")
             .arg(&self.keys.swept)
             .arg(format!("{} {}", mark.run_id, at.to_rfc3339()))
-            .query_async::<()>(&mut *conn)
-            .await?;
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(())
     }
 
@@ -466,8 +522,9 @@ impl Queue {
             .arg("NX")
             .arg("PX")
             .arg(ttl_ms.max(1))
-            .query_async(&mut *conn)
-            .await?;
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(set.is_some())
     }
 
@@ -478,8 +535,9 @@ impl Queue {
             .zcard(&self.keys.ready)
             .zcard(&self.keys.scheduled)
             .zcard(&self.keys.lease)
-            .query_async(&mut *conn)
-            .await?;
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(Depth {
             ready,
             scheduled,
@@ -493,8 +551,9 @@ impl Queue {
         let score: Option<f64> = redis::cmd("ZSCORE")
             .arg(&self.keys.ready)
             .arg(id.to_string())
-            .query_async(&mut *conn)
-            .await?;
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(score.is_some())
     }
 }
@@ -584,6 +643,62 @@ impl Batch {
         }
         self.enqueues.extend_from_slice(&other.enqueues);
         self.len += other.len;
+    }
+}
+
+/// Wake-ups of idle claimers: a task subscribed to [`Queue::wake_channel`] that notifies every
+/// [`ReadySignal::notified`] future waiting when jobs become ready. It resubscribes after a
+/// lost connection (with backoff) and then wakes everyone once, in case it missed something;
+/// callers still bound their waits, as a safety net.
+#[derive(Clone)]
+pub struct ReadySignal {
+    notify: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl ReadySignal {
+    /// Subscribes to the wake channel of `queue` on the Redis at `redis_url`; the task ends
+    /// when every clone of the signal is gone (checked on reconnects).
+    pub fn start(redis_url: &str, queue: &Queue) -> Result<Self, QueueError> {
+        use futures_util::StreamExt as _;
+        let client = redis::Client::open(redis_url)?;
+        let channel = queue.wake_channel();
+        let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+        let weak = std::sync::Arc::downgrade(&notify);
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match client.get_async_pubsub().await {
+                    Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                        Ok(()) => {
+                            delay = Duration::from_millis(100);
+                            let Some(notify) = weak.upgrade() else { return };
+                            notify.notify_waiters();
+                            drop(notify);
+                            let mut messages = pubsub.on_message();
+                            while messages.next().await.is_some() {
+                                let Some(notify) = weak.upgrade() else { return };
+                                notify.notify_waiters();
+                            }
+                            tracing::warn!("wake-up subscription lost; resubscribing");
+                        }
+                        Err(error) => tracing::warn!(%error, "cannot subscribe to wake-ups"),
+                    },
+                    Err(error) => tracing::warn!(%error, "no Redis connection for wake-ups"),
+                }
+                if weak.strong_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        });
+        Ok(Self { notify })
+    }
+
+    /// A future that completes at the next wake-up. Call [`tokio::sync::futures::Notified::enable`]
+    /// on it (pinned) before looking at the queue, so a wake-up in between is not missed.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
     }
 }
 

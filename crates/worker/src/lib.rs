@@ -116,16 +116,24 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let metrics = metrics.map(service_kit::metrics::MetricsListener::spawn);
 
     let (tx, rx) = mpsc::channel(settings.flush_max.max(1024) * 4);
+    let queue = Queue::with_timeouts(
+        redis,
+        &settings.redis_prefix,
+        job_queue::Timeouts {
+            command: Duration::from_millis(settings.redis_timeout_ms),
+            ..job_queue::Timeouts::default()
+        },
+    );
+    let wake = job_queue::ReadySignal::start(&settings.redis_url, &queue).map_err(|e| {
+        StartError::Settings(service_kit::settings::SettingsError::invalid(
+            "REDIS_URL",
+            e,
+        ))
+    })?;
     let shared = Arc::new(Shared {
         pg,
-        queue: Queue::with_timeouts(
-            redis,
-            &settings.redis_prefix,
-            job_queue::Timeouts {
-                command: Duration::from_millis(settings.redis_timeout_ms),
-                ..job_queue::Timeouts::default()
-            },
-        ),
+        queue,
+        wake,
         registry: Registry::builtin(mailer),
         inflight: Mutex::new(BTreeMap::new()),
         permits: Arc::new(Semaphore::new(settings.worker_concurrency)),

@@ -141,6 +141,8 @@ pub struct Shared {
     pub outcomes: mpsc::Sender<ToBatcher>,
     /// Test aid: the execution log.
     pub exec_log: Option<Mutex<std::fs::File>>,
+    /// Wake-ups when jobs become ready (idle claim loops wait on it, they do not poll).
+    pub wake: job_queue::ReadySignal,
     /// Set at shutdown: claim no more.
     pub stopping: CancellationToken,
     /// Set when shutdown gives up on outcomes that cannot be written (their jobs run again
@@ -223,6 +225,11 @@ pub async fn claim_loop(shared: Arc<Shared>) {
                 Err(_) => break,
             }
         }
+        // Listening before looking, so that jobs made ready after the claim found nothing
+        // wake this loop at once.
+        let wake = shared.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
         let ids = match shared.queue.claim(permits.len(), lease_ms).await {
             Ok(ids) => ids,
             Err(error) => {
@@ -234,7 +241,11 @@ pub async fn claim_loop(shared: Arc<Shared>) {
         };
         if ids.is_empty() {
             drop(permits);
-            pause(&shared, idle).await;
+            tokio::select! {
+                () = shared.stopping.cancelled() => {}
+                () = wake => {}
+                () = tokio::time::sleep(idle) => {}
+            }
             continue;
         }
         permits.truncate(ids.len());

@@ -43,7 +43,8 @@ pub struct Settings {
     pub reaper_interval_ms: u64,
     /// `PROMOTE_INTERVAL_MS`: how often due scheduled jobs are moved to the ready set.
     pub promote_interval_ms: u64,
-    /// `IDLE_POLL_MS`: how long a claim loop waits after finding the queue empty.
+    /// `IDLE_POLL_MS`: the longest an idle claim loop waits for a wake-up (jobs made ready
+    /// publish one) before it looks again anyway: a safety net, not a poll.
     pub idle_poll_ms: u64,
     /// `SHUTDOWN_GRACE_SECS`: how long SIGTERM waits for running jobs before releasing them.
     pub shutdown_grace_secs: u64,
@@ -104,7 +105,7 @@ impl Default for Settings {
             reconcile_interval_secs: 10,
             reaper_interval_ms: 1000,
             promote_interval_ms: 200,
-            idle_poll_ms: 20,
+            idle_poll_ms: 5000,
             shutdown_grace_secs: 30,
             claim_batch: 256,
             claim_loops: 2,

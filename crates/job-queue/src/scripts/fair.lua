@@ -29,3 +29,11 @@ local function due_score(rounds, served, member)
   local old_id, score = string.match(member, '^([^|]+)|([^|]+)$')
   return old_id, score
 end
+
+-- Idle workers wait on the channel "<ready key>:wake" instead of polling: a script that makes
+-- the ready set non-empty publishes there once.
+local function wake_idle(ready, was_empty, added)
+  if was_empty and added > 0 then
+    redis.call('PUBLISH', ready .. ':wake', '1')
+  end
+end

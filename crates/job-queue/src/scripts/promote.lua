@@ -1,10 +1,11 @@
 -- Moves up to ARGV[1] scheduled jobs that are due by Redis's own clock to the ready set (in
--- fair order, as they become ready) and returns their ids.
+-- fair order, as they become ready), wakes idle workers, and returns their ids.
 -- KEYS[1] ready, KEYS[2] scheduled, KEYS[3] rounds, KEYS[4] served.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local ids = {}
+local was_empty = #due > 0 and redis.call('ZCARD', KEYS[1]) == 0
 for _, member in ipairs(due) do
   local id, score = due_score(KEYS[3], KEYS[4], member)
   if id then
@@ -13,4 +14,5 @@ for _, member in ipairs(due) do
   end
   redis.call('ZREM', KEYS[2], member)
 end
+wake_idle(KEYS[1], was_empty, #ids)
 return ids

@@ -29,6 +29,8 @@ local t = redis.call('TIME')
 local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
 local add = ARGV[2] == 'add'
 local out = {}
+local was_empty = redis.call('ZCARD', KEYS[1]) == 0
+local readied = 0
 for i = 3, #ARGV, 3 do
   local kind, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local id = id_of(kind, a)
@@ -37,6 +39,7 @@ for i = 3, #ARGV, 3 do
       if kind == 'r' then
         local user, priority = string.match(b, '^([^|]+)|([^|]+)$')
         redis.call('ZADD', KEYS[1], fair_score(KEYS[4], KEYS[5], user, priority), a)
+        readied = readied + 1
       elseif kind == 's' then
         redis.call('ZADD', KEYS[2], b, a)
       else
@@ -46,4 +49,5 @@ for i = 3, #ARGV, 3 do
     out[#out + 1] = id
   end
 end
+wake_idle(KEYS[1], was_empty, readied)
 return out

@@ -4,6 +4,7 @@
 
 mod email_budget;
 mod harness;
+mod idle;
 mod lifecycle;
 mod races;
 mod resilience;
