@@ -285,6 +285,7 @@ impl Queue {
         Batch {
             pipe: redis::pipe(),
             enqueues: Vec::new(),
+            wakes: false,
             keys: self.keys.clone(),
             prefix: self.prefix.clone(),
             len: 0,
@@ -349,8 +350,12 @@ impl Queue {
     }
 
     /// Moves up to `max` scheduled jobs that are due (by Redis's clock) to the ready set;
-    /// returns their ids.
-    pub async fn promote_due(&self, max: usize) -> Result<Vec<Uuid>, QueueError> {
+    /// returns their ids and how long until the next scheduled job is due (`None`: none is
+    /// scheduled).
+    pub async fn promote_due(
+        &self,
+        max: usize,
+    ) -> Result<(Vec<Uuid>, Option<Duration>), QueueError> {
         let mut conn = self.conn(self.timeouts.command).await?;
         let ids: Vec<String> = self
             .scripts
@@ -363,7 +368,11 @@ impl Queue {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.broken(e))?;
-        Ok(parse_ids(&ids))
+        let next = ids
+            .first()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map(Duration::from_millis);
+        Ok((parse_ids(ids.get(1..).unwrap_or_default()), next))
     }
 
     /// Extends the leases of `ids` to `lease_ms` from now by Redis's clock (re-creating any
@@ -574,6 +583,8 @@ pub struct Batch {
     pipe: redis::Pipeline,
     /// Jobs for the ready set: one fair-order script call for all of them.
     enqueues: Vec<Entry>,
+    /// Whether a wake-up is already in the pipeline.
+    wakes: bool,
     keys: std::sync::Arc<Keys>,
     prefix: String,
     len: usize,
@@ -587,8 +598,15 @@ impl Batch {
         self
     }
 
-    /// Adds a job to the scheduled set, due at `run_at`.
+    /// Adds a job to the scheduled set, due at `run_at` (and wakes the promoters, which sleep
+    /// until the earliest due time they know of).
     pub fn schedule(&mut self, entry: Entry, run_at: DateTime<Utc>) -> &mut Self {
+        if !self.wakes {
+            self.wakes = true;
+            self.pipe
+                .publish(format!("{}:wake", self.keys.ready), "s")
+                .ignore();
+        }
         self.len += 1;
         self.pipe
             .zadd(

@@ -105,7 +105,12 @@ async fn due_jobs_are_promoted_and_expired_leases_reaped() {
         .schedule(due, Utc::now() - Duration::seconds(1))
         .schedule(later, Utc::now() + Duration::hours(1));
     q.send(batch).await.unwrap();
-    assert_eq!(q.promote_due(100).await.unwrap(), vec![due.id]);
+    let (promoted, next) = q.promote_due(100).await.unwrap();
+    assert_eq!(promoted, vec![due.id]);
+    let next = next.unwrap();
+    assert!(
+        next > std::time::Duration::from_secs(3590) && next <= std::time::Duration::from_secs(3600)
+    );
     assert!(q.is_ready(due.id).await.unwrap());
     assert_eq!(q.claim(5, -1).await.unwrap(), vec![due.id]);
     assert_eq!(q.take_expired(100).await.unwrap(), vec![due.id]);

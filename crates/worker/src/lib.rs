@@ -169,14 +169,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
                 async move { maintenance::reap(&s).await }
             },
         ));
-        let s = shared.clone();
-        maintenance.spawn(maintenance::every(
-            Duration::from_millis(settings.promote_interval_ms),
+        maintenance.spawn(maintenance::promote_loop(
+            shared.clone(),
             maintenance_stop.clone(),
-            move || {
-                let s = s.clone();
-                async move { maintenance::promote(&s).await }
-            },
         ));
         let s = shared.clone();
         maintenance.spawn(maintenance::every(

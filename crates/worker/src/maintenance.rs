@@ -142,17 +142,36 @@ pub async fn reap(shared: &Arc<Shared>) {
     }
 }
 
-/// Moves due scheduled jobs to the ready set and records them `pending`.
-pub async fn promote(shared: &Arc<Shared>) {
-    let due = match shared.queue.promote_due(ROUND_MAX).await {
-        Ok(ids) => ids,
+/// Moves due scheduled jobs to the ready set and records them `pending`, then sleeps until the
+/// next one is due, a job is scheduled (the batch that schedules it publishes a wake-up), or
+/// `PROMOTE_INTERVAL_MS` passes, whichever comes first: no polling while nothing is due.
+pub async fn promote_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let longest = Duration::from_millis(shared.settings.promote_interval_ms);
+    loop {
+        let wake = shared.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let wait = promote(&shared).await.unwrap_or(longest).min(longest);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = wake => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One promotion round; returns how long until the next scheduled job is due (`None`: none, or
+/// Redis could not say).
+async fn promote(shared: &Arc<Shared>) -> Option<Duration> {
+    let (due, next) = match shared.queue.promote_due(ROUND_MAX).await {
+        Ok(found) => found,
         Err(error) => {
             tracing::warn!(%error, "promoting due jobs failed");
-            return;
+            return None;
         }
     };
     if due.is_empty() {
-        return;
+        return next;
     }
     let promoted = async {
         let mut conn = shared.pg.get().await?;
@@ -172,6 +191,12 @@ pub async fn promote(shared: &Arc<Shared>) {
         // The jobs are in the ready set already; claims accept `scheduled` rows once due.
         Err(error) => tracing::warn!(%error, "recording promotions failed"),
     }
+    // More may be due at once (more than one round's worth).
+    Some(if due.len() >= ROUND_MAX {
+        Duration::ZERO
+    } else {
+        next.unwrap_or(Duration::MAX)
+    })
 }
 
 /// Re-adds to Redis every job PostgreSQL has as queued or running but Redis lost. One worker

@@ -41,7 +41,8 @@ pub struct Settings {
     pub reconcile_interval_secs: u64,
     /// `REAPER_INTERVAL_MS`: how often expired leases are taken back.
     pub reaper_interval_ms: u64,
-    /// `PROMOTE_INTERVAL_MS`: how often due scheduled jobs are moved to the ready set.
+    /// `PROMOTE_INTERVAL_MS`: the longest the promoter sleeps; it wakes when the next
+    /// scheduled job is due or a job is scheduled, so this is a safety net, not a poll.
     pub promote_interval_ms: u64,
     /// `IDLE_POLL_MS`: the longest an idle claim loop waits for a wake-up (jobs made ready
     /// publish one) before it looks again anyway: a safety net, not a poll.
@@ -104,7 +105,7 @@ impl Default for Settings {
             job_timeout_secs: 900,
             reconcile_interval_secs: 10,
             reaper_interval_ms: 1000,
-            promote_interval_ms: 200,
+            promote_interval_ms: 5000,
             idle_poll_ms: 5000,
             shutdown_grace_secs: 30,
             claim_batch: 256,
