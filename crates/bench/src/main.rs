@@ -70,9 +70,10 @@ struct Args {
     /// Length of phase "read" in seconds (0 skips it).
     #[arg(long, default_value_t = 10)]
     read_secs: u64,
-    /// `WORKER_CONCURRENCY` for the worker process.
-    #[arg(long, default_value_t = 64)]
-    worker_concurrency: usize,
+    /// `WORKER_CONCURRENCY` for the worker process (default: the worker's own default, so the
+    /// benchmark measures what ships).
+    #[arg(long)]
+    worker_concurrency: Option<usize>,
     /// Hard limit for the whole run; every phase stops by then.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -254,11 +255,13 @@ async fn run(args: Args) -> Result<()> {
         ("ACCESS_TOKEN_TTL_SECS", "3600".to_owned()),
         ("LOG_FORMAT", "json".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
-        ("WORKER_CONCURRENCY", args.worker_concurrency.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    if let Some(concurrency) = args.worker_concurrency {
+        env.push(("WORKER_CONCURRENCY".to_owned(), concurrency.to_string()));
+    }
     for pair in &args.extra_env {
         let (k, v) = pair
             .split_once('=')

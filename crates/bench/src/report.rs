@@ -61,8 +61,8 @@ pub struct Config {
     pub drain_jobs: usize,
     /// Length of phase "read".
     pub read_secs: u64,
-    /// `WORKER_CONCURRENCY` given to the worker.
-    pub worker_concurrency: usize,
+    /// `WORKER_CONCURRENCY` given to the worker (`None`: the worker's default).
+    pub worker_concurrency: Option<usize>,
     /// Global time limit.
     pub timeout_secs: u64,
     /// Extra environment given to the services (`--env`).
@@ -350,7 +350,8 @@ impl Report {
             c.clients,
             c.drain_jobs,
             c.read_secs,
-            c.worker_concurrency,
+            c.worker_concurrency
+                .map_or_else(|| "default".to_owned(), |n| n.to_string()),
             m.binaries,
             if m.release_build {
                 ""

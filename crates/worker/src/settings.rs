@@ -26,7 +26,9 @@ pub struct Settings {
     pub smtp_timeout_secs: u64,
     /// `MAIL_FROM`: sender of `send_email` jobs.
     pub mail_from: String,
-    /// `WORKER_CONCURRENCY`: jobs executed at once.
+    /// `WORKER_CONCURRENCY`: jobs executed at once (256: a worker claims at most as many jobs
+    /// as it has free slots, so strict priority holds, and with 16 slots short jobs could not
+    /// keep pace with one job service's submits).
     pub worker_concurrency: usize,
     /// `JOB_RETRY_BASE_MS`: first retry delay; doubles per attempt, jittered, capped.
     pub job_retry_base_ms: u64,
@@ -98,7 +100,7 @@ impl Default for Settings {
             smtp_url: None,
             smtp_timeout_secs: 10,
             mail_from: "Task Vault <no-reply@localhost>".to_owned(),
-            worker_concurrency: 16,
+            worker_concurrency: 256,
             job_retry_base_ms: 1000,
             job_retry_max_ms: 3_600_000,
             job_lease_secs: 30,
@@ -316,6 +318,6 @@ mod tests {
         for secret in ["db-secret", "redis-secret", "smtp-secret"] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
-        assert!(printed.contains("worker_concurrency: 16"), "{printed}");
+        assert!(printed.contains("worker_concurrency: 256"), "{printed}");
     }
 }
