@@ -330,3 +330,21 @@ ensure_faketime() {
   [[ -n $lib ]] || { tv_fail "libfaketime.so.1 not found after installing libfaketime"; return 1; }
   export TEST_FAKETIME_LIB="$lib"
 }
+
+# tv_python_venv DIR REQUIREMENT...: a Python virtualenv at DIR with the given pip requirements
+# (installed once; a marker file remembers which). For the offline checks of deploy/ and the
+# OpenAPI documents.
+tv_python_venv() {
+  local dir=$1
+  shift
+  local want="$*"
+  if [[ -x $dir/bin/python && -f $dir/.requirements && $(cat "$dir/.requirements") == "$want" ]]; then
+    return 0
+  fi
+  tv_have python3 || tv_apt_install python3 || return 1
+  python3 -c 'import venv, ensurepip' 2>/dev/null || tv_apt_install python3-venv || return 1
+  python3 -m venv "$dir" || { tv_fail "could not create a Python virtualenv in $dir"; return 1; }
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" \
+    || { tv_fail "pip could not install $want"; return 1; }
+  printf '%s' "$want" >"$dir/.requirements"
+}

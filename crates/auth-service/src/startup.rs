@@ -168,7 +168,8 @@ impl Application {
             settings,
         });
         let readiness = web::Data::new(Readiness { pg, redis });
-        let openapi = ApiDoc::openapi();
+        let mut openapi = ApiDoc::openapi();
+        service_kit::openapi::finish(&mut openapi);
         let health_routes = if metrics.is_some() {
             health::configure_probes
         } else {

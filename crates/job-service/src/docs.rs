@@ -70,7 +70,9 @@ pub struct JobPage {
 )]
 struct ApiDoc;
 
-/// The document.
+/// The document, every answer described ([`service_kit::openapi::finish`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    service_kit::openapi::finish(&mut doc);
+    doc
 }

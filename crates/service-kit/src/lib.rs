@@ -10,6 +10,7 @@
 //!   listener.
 //! - [`request_id`]: one id per HTTP request, in its logs, its answer and its problem document.
 //! - [`retention`]: the periodic deletion of rows nobody needs any more.
+//! - [`openapi`]: the finishing pass that makes each OpenAPI document describe every answer.
 //! - [`mail`]: outgoing email through SMTP, or to the log without `SMTP_URL`.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`redis_pool`]: the deadpool Redis pool and key prefixes.
@@ -21,6 +22,7 @@ pub mod http;
 pub mod json;
 pub mod mail;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod redis_pool;
 pub mod request_id;

@@ -263,3 +263,45 @@ mod tests {
         );
     }
 }
+
+/// Checks a service's OpenAPI document as `scripts/check-openapi` expects it: every answer of
+/// every operation has a description, and every error answer (4xx, 5xx) is
+/// `application/problem+json`. Then writes it to `target/openapi/<name>.json`, where
+/// `scripts/check-openapi` validates it strictly against the OpenAPI specification.
+pub fn check_openapi(doc: &serde_json::Value, name: &str) {
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(!paths.is_empty());
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            let responses = operation["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                let at = format!("{method} {path} {status}");
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.trim().is_empty()),
+                    "{at}: no description"
+                );
+                if status.starts_with('4') || status.starts_with('5') {
+                    let content = response["content"].as_object().expect("error content");
+                    assert_eq!(
+                        content.keys().collect::<Vec<_>>(),
+                        ["application/problem+json"],
+                        "{at}"
+                    );
+                }
+            }
+        }
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        std::path::PathBuf::from,
+    );
+    let dir = target.join("openapi");
+    std::fs::create_dir_all(&dir).expect("target/openapi");
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_vec_pretty(doc).expect("json"),
+    )
+    .expect("write the OpenAPI document");
+}

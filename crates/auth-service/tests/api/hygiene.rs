@@ -436,6 +436,7 @@ async fn openapi_lists_every_route_and_docs_are_served() {
     }
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert!(schemes.contains_key("bearer") && schemes.contains_key("cookie"));
+    test_support::check_openapi(&doc, "auth-service");
 
     let docs = app.client.get(app.url("/docs")).send().await.unwrap();
     assert!(docs.status().is_redirection());

@@ -543,6 +543,7 @@ async fn health_metrics_and_docs_answer() {
         .await
         .unwrap();
     assert!(doc["paths"]["/api/jobs/submit"].is_object());
+    test_support::check_openapi(&doc, "job-service");
 }
 
 #[tokio::test(flavor = "multi_thread")]
