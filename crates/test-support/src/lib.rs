@@ -230,40 +230,6 @@ pub fn kubernetes_config() -> Vec<(String, String)> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::replace_database;
-
-    #[test]
-    fn the_kubernetes_config_is_read() {
-        let config = super::kubernetes_config();
-        let get = |k: &str| {
-            config
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
-        assert_eq!(get("APP_ENV").as_deref(), Some("production"));
-        assert_eq!(get("METRICS_ADDR").as_deref(), Some("0.0.0.0:9090"));
-    }
-
-    #[test]
-    fn swaps_the_database_name() {
-        assert_eq!(
-            replace_database("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            replace_database("postgres://u@h:5432", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            replace_database("postgres://u@h/postgres?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
-    }
-}
-
 /// Checks a service's OpenAPI document as `scripts/check-openapi` expects it: every answer of
 /// every operation has a description, and every error answer (4xx, 5xx) is
 /// `application/problem+json`. Then writes it to `target/openapi/<name>.json`, where
@@ -304,4 +270,38 @@ pub fn check_openapi(doc: &serde_json::Value, name: &str) {
         serde_json::to_vec_pretty(doc).expect("json"),
     )
     .expect("write the OpenAPI document");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn the_kubernetes_config_is_read() {
+        let config = super::kubernetes_config();
+        let get = |k: &str| {
+            config
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("APP_ENV").as_deref(), Some("production"));
+        assert_eq!(get("METRICS_ADDR").as_deref(), Some("0.0.0.0:9090"));
+    }
+
+    #[test]
+    fn swaps_the_database_name() {
+        assert_eq!(
+            replace_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h/postgres?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+    }
 }
