@@ -220,6 +220,8 @@ pub struct Resolved {
     pub trusted_proxies: Vec<IpNet>,
     /// The SMTP URL, if mail is sent.
     pub smtp_url: Option<String>,
+    /// `APP_ENV=production`.
+    pub production: bool,
 }
 
 impl Settings {
@@ -380,6 +382,7 @@ impl Settings {
             cors_origins,
             trusted_proxies,
             smtp_url,
+            production,
         })
     }
 }

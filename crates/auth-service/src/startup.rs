@@ -107,7 +107,8 @@ impl Application {
 
         let metrics = MetricsListener::bind_setting(settings.metrics_addr.as_deref())?;
 
-        let applied = persistence::migrate::run_pending(&settings.database_url).await?;
+        let applied =
+            persistence::migrate::prepare(&settings.database_url, resolved.production).await?;
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
         }

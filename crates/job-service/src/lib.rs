@@ -156,7 +156,7 @@ impl Application {
         let gateway = ws::Gateway::start(&settings, redis.clone(), Some(revocations.clone()))?;
         let gateway_data = web::Data::from(gateway.clone());
         // Only once every setting is known to be good: a typo must not migrate a database.
-        persistence::migrate::run_pending(&settings.database_url).await?;
+        persistence::migrate::prepare(&settings.database_url, settings.production()?).await?;
 
         let state = web::Data::new(AppState {
             pg: pg.clone(),

@@ -42,6 +42,34 @@ pub async fn run_pending(database_url: &str) -> Result<usize, PersistenceError> 
     .map_err(|e| PersistenceError::Migration(format!("migration task failed: {e}")))?
 }
 
+/// What a service does with the schema at start: in development, [`run_pending`] (a fresh
+/// database works without a manual step); in production, nothing but a check. There a service
+/// never runs DDL (its database role need not be allowed to): if migrations are pending it
+/// refuses to start, naming the `migrate` command (the Kubernetes Job) that applies them.
+pub async fn prepare(database_url: &str, production: bool) -> Result<usize, PersistenceError> {
+    if !production {
+        return run_pending(database_url).await;
+    }
+    let url = database_url.to_owned();
+    let handle = tokio::runtime::Handle::current();
+    let pending = tokio::task::spawn_blocking(move || {
+        let _entered = handle.enter();
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url_with_user(&url))
+            .map_err(|e| PersistenceError::Unavailable(e.to_string()))?;
+        conn.pending_migrations(MIGRATIONS)
+            .map(|pending| pending.len())
+            .map_err(|e| PersistenceError::Migration(e.to_string()))
+    })
+    .await
+    .map_err(|e| PersistenceError::Migration(format!("migration check failed: {e}")))??;
+    if pending > 0 {
+        return Err(PersistenceError::Migration(format!(
+            "{pending} migration(s) pending; with APP_ENV=production services never change the schema: run `auth-service migrate` (the Kubernetes Job) first"
+        )));
+    }
+    Ok(0)
+}
+
 fn url_with_user(url: &str) -> String {
     crate::pool::url_with_default_user(url)
 }

@@ -96,7 +96,8 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     };
 
     // Only once every setting is known to be good: a typo must not migrate a database.
-    persistence::migrate::run_pending(&settings.database_url).await?;
+    let production = service_kit::settings::is_production(&settings.app_env)?;
+    persistence::migrate::prepare(&settings.database_url, production).await?;
 
     let readiness = web::Data::new(Readiness {
         pg: pg.clone(),

@@ -169,6 +169,18 @@ async fn the_kubernetes_settings_start_in_production() {
     let redis = TestRedis::new();
     let smtp = test_support::smtp::SmtpCapture::start().await;
     let env = production_env(&db, &redis, &smtp.url());
+    // In production a service never runs DDL: on a fresh database it refuses to start, naming
+    // the command (the Kubernetes Job) that migrates.
+    let refused = run(&[], &env).await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("auth-service migrate"), "{stderr}");
+    let migrated = run(&["migrate"], &env).await;
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
     for env in [env.clone(), with(&env, "TRUSTED_PROXIES", Some("none"))] {
         let addr = &env.iter().find(|(k, _)| k == "AUTH_ADDR").unwrap().1;
         let mut service = Running::spawn(BINARY, &[], &env, format!("http://{addr}"));

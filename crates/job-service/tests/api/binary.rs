@@ -122,7 +122,8 @@ fn with(env: &[(String, String)], name: &str, value: Option<&str>) -> Vec<(Strin
 
 #[tokio::test(flavor = "multi_thread")]
 async fn production_refuses_each_unsafe_setting_with_one_line_naming_it() {
-    let db = TestDb::create().await;
+    // Production services never migrate: the database is migrated first, as by the k8s Job.
+    let db = TestDb::migrated().await;
     let redis = TestRedis::new();
     let env = production_env(&db, &redis);
     let development = access_token::SigningKey::development().public_pem();
