@@ -121,22 +121,30 @@ async fn the_worker_sweeps_by_itself_and_counts_what_it_removed() {
     let env = Env::start().await;
     seed(&env).await;
     let worker = env.worker(&[("RETENTION_INTERVAL_SECS", "1")]).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while left(&env, "old-completed").await > 0 {
-        assert!(Instant::now() < deadline, "old jobs still there");
+    // The counter is written once the whole sweep is done (every status): wait for it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let removed = loop {
+        let metrics = reqwest::get(format!("{}/metrics", worker.base_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = metrics
+            .lines()
+            .find(|l| l.starts_with("retention_deleted_rows_total{table=\"jobs\"}"))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok());
+        if let Some(value) = value.filter(|v| *v >= 2506.0) {
+            break value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sweep counted in time: {metrics}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    assert_eq!(removed, 2506.0);
+    assert_eq!(left(&env, "old-completed").await, 0);
+    assert_eq!(left(&env, "failed-100-days").await, 0);
     assert_eq!(left(&env, "recent-completed").await, 3);
-    let metrics = reqwest::get(format!("{}/metrics", worker.base_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("retention_deleted_rows_total{table=\"jobs\"}"))
-        .unwrap_or_else(|| panic!("{metrics}"));
-    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(value >= 2506.0, "{line}");
 }
