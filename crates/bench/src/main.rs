@@ -34,6 +34,7 @@ mod report;
 mod services;
 mod stats;
 mod storm;
+mod ws;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,6 +104,33 @@ struct Args {
     /// Login-storm mode: rounds (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Benchmark the real-time gateway (`GET /api/ws`) instead of the HTTP API.
+    #[arg(long)]
+    ws: bool,
+    /// `--ws`: sockets opened against one replica.
+    #[arg(long, default_value_t = 10_000)]
+    ws_sockets: usize,
+    /// `--ws`: WebSocket handshakes in flight.
+    #[arg(long, default_value_t = 256)]
+    ws_concurrency: usize,
+    /// `--ws`: connected users receiving job events.
+    #[arg(long, default_value_t = 1000)]
+    ws_users: usize,
+    /// `--ws`: job events per second (then doubled until p99 passes 50 ms).
+    #[arg(long, default_value_t = 1000)]
+    ws_event_rate: u32,
+    /// `--ws`: seconds of events at `--ws-event-rate`.
+    #[arg(long, default_value_t = 5)]
+    ws_event_secs: u64,
+    /// `--ws`: members of the fan-out room.
+    #[arg(long, default_value_t = 1000)]
+    ws_room_members: usize,
+    /// `--ws`: messages sent into the room.
+    #[arg(long, default_value_t = 50)]
+    ws_room_messages: usize,
+    /// `--ws`: runs of every phase (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    ws_runs: usize,
 }
 
 #[tokio::main]
@@ -200,6 +228,9 @@ impl Stack {
 }
 
 async fn run(args: Args) -> Result<()> {
+    if args.ws {
+        return run_ws(args).await;
+    }
     if args.clients == 0 {
         bail!("--clients must be at least 1");
     }
@@ -353,6 +384,95 @@ async fn login_storm(args: &Args, stack: &mut Stack) -> Result<storm::StormRepor
         }
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     }
+}
+
+/// `--ws`: the real-time gateway benchmark ([`ws`]).
+async fn run_ws(args: Args) -> Result<()> {
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| anyhow!("the executable has no parent directory"))?,
+    };
+    let log_dir = args
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| bin_dir.join("bench-logs"));
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("create {}", log_dir.display()))?;
+    let _ = std::fs::remove_file(log_dir.join("job-service.log"));
+    let machine = machine_facts(&bin_dir);
+    if !machine.release_build {
+        eprintln!(
+            "bench: {} is not a release directory: figures are not representative",
+            bin_dir.display()
+        );
+    }
+    eprintln!("bench: creating a fresh database and Redis prefix");
+    let db = test_support::TestDb::create().await;
+    let redis = test_support::TestRedis::new();
+    let mut env: Vec<(String, String)> = [
+        ("DATABASE_URL", db.url().to_owned()),
+        ("REDIS_URL", test_support::redis_url()),
+        ("REDIS_PREFIX", redis.prefix().to_owned()),
+        (
+            "AUTH_JWT_PUBLIC_KEY",
+            access_token::SigningKey::development().public_pem(),
+        ),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+        // One member sends every message of the fan-out phase.
+        ("WS_MESSAGES_PER_SEC", "100000".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for pair in &args.extra_env {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--env {pair}: expected KEY=VALUE"))?;
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let replicas = ws::Replicas {
+        bin_dir: &bin_dir,
+        log_dir: &log_dir,
+        env,
+    };
+    let config = ws::WsConfig {
+        sockets: args.ws_sockets,
+        concurrency: args.ws_concurrency,
+        users: args.ws_users,
+        event_rate: args.ws_event_rate,
+        event_secs: args.ws_event_secs,
+        room_members: args.ws_room_members,
+        room_messages: args.ws_room_messages,
+        runs: args.ws_runs,
+    };
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(args.timeout_secs), ws::run(config, &replicas)) => {
+            r.unwrap_or_else(|_| Err(anyhow!("--timeout-secs {} reached", args.timeout_secs)))
+        }
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    drop(redis);
+    drop(db);
+    let report = outcome?;
+    let table = report.table();
+    if args.json {
+        eprint!("{table}");
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{table}");
+    }
+    eprintln!(
+        "bench: machine {} ({} cores), load average at the start {}, at the end {}",
+        machine.cpu_model,
+        machine.nproc,
+        machine.loadavg_at_start,
+        read_trimmed("/proc/loadavg")
+    );
+    Ok(())
 }
 
 /// Starts the services and runs the phases, filling `report` as it goes.
