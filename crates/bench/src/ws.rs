@@ -91,7 +91,7 @@ pub struct WsReport {
     pub config: WsConfig,
     /// Redis PING round trips per second on one connection.
     pub redis_round_trips_per_sec: f64,
-    /// Loopback TCP connect + accept per second (64 in flight).
+    /// Loopback TCP connect + accept + close per second, one at a time.
     pub tcp_connects_per_sec: f64,
     /// Each run.
     pub runs: Vec<WsRun>,
@@ -439,22 +439,24 @@ async fn fanout(
         let url = ws_url(servers[i]);
         sockets.extend(open_many(&url, chunk, 128).await?);
     }
-    // Join, and wait for each `joined`.
+    // Join, and wait for each `joined`; the sockets keep their user's id.
     let join = json!({"event": "joinRoom", "data": {"room": room}}).to_string();
-    let joined = futures_util::stream::iter(sockets.into_iter().map(|mut socket| {
-        let join = join.clone();
-        async move {
-            socket.send(Message::Text(join.into())).await?;
-            while let Some(message) = socket.next().await {
-                if let Message::Text(text) = message?
-                    && text.contains("\"joined\"")
-                {
-                    return Ok::<_, anyhow::Error>(socket);
+    let joined = futures_util::stream::iter(sockets.into_iter().zip(members).map(
+        |(mut socket, (user, _))| {
+            let join = join.clone();
+            async move {
+                socket.send(Message::Text(join.into())).await?;
+                while let Some(message) = socket.next().await {
+                    if let Message::Text(text) = message?
+                        && text.contains("\"joined\"")
+                    {
+                        return Ok::<_, anyhow::Error>((*user, socket));
+                    }
                 }
+                bail!("closed before joining")
             }
-            bail!("closed before joining")
-        }
-    }))
+        },
+    ))
     .buffer_unordered(128)
     .collect::<Vec<_>>()
     .await
@@ -462,8 +464,9 @@ async fn fanout(
     .collect::<Result<Vec<_>>>()?;
     let expected = (members.len() * messages) as u64;
     let delivered = Arc::new(AtomicU64::new(0));
+    let mut iter = joined.into_iter();
+    let (sender_id, mut sender) = iter.next().ok_or_else(|| anyhow!("no member"))?;
     // The sender must exist in the database: messages carry its email.
-    let (sender_id, _) = members[0];
     let mut conn = persistence::pool::connect(database_url).await?;
     persistence::users::insert_if_absent(
         &mut conn,
@@ -473,10 +476,8 @@ async fn fanout(
     )
     .await?;
     drop(conn);
-    let mut iter = joined.into_iter();
-    let mut sender = iter.next().ok_or_else(|| anyhow!("no member"))?;
     let mut readers = Vec::new();
-    for mut socket in iter {
+    for (_, mut socket) in iter {
         let delivered = delivered.clone();
         readers.push(tokio::spawn(async move {
             while let Some(Ok(message)) = socket.next().await {
@@ -499,6 +500,7 @@ async fn fanout(
         tokio::select! {
             message = sender.next() => match message {
                 Some(Ok(Message::Text(text))) if text.contains("receiveMessage") => own += 1,
+                Some(Ok(Message::Text(text))) => eprintln!("bench ws: the sender got {text}"),
                 Some(Ok(_)) => {}
                 _ => break,
             },
@@ -512,6 +514,9 @@ async fn fanout(
         .sum::<u64>()
         .saturating_sub(cpu_before);
     let total = delivered.load(Ordering::Relaxed) + own;
+    if total < expected {
+        eprintln!("bench ws: {total} of {expected} deliveries ({own} of {messages} to the sender)");
+    }
     for reader in readers {
         reader.abort();
     }
@@ -529,33 +534,18 @@ async fn redis_round_trips(conn: &mut redis::aio::MultiplexedConnection) -> Resu
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Loopback TCP connect + accept per second, 64 in flight, for one second.
+/// Loopback TCP connect + accept + close per second, one at a time, for one second.
 async fn tcp_connects() -> Result<f64> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let acceptor = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            drop(stream);
-        }
-    });
-    let count = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let count = count.clone();
-        tasks.push(tokio::spawn(async move {
-            while started.elapsed() < Duration::from_secs(1) {
-                if TcpStream::connect(addr).await.is_ok() {
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(1) {
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        drop((client?, accepted?));
+        n += 1;
     }
-    for task in tasks {
-        let _ = task.await;
-    }
-    acceptor.abort();
-    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Resident memory of `pid`, bytes.

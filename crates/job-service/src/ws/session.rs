@@ -490,11 +490,24 @@ impl Socket {
 
     async fn email(&mut self) -> Option<String> {
         if self.email.is_none() {
-            let mut conn = self.state.conn().await.ok()?;
-            let user = persistence::users::find(&mut conn, UserId(self.who.user))
-                .await
-                .ok()??;
-            self.email = Some(user.email.as_str().to_owned());
+            let mut conn = match self.state.conn().await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::warn!(%error, "real-time gateway: no database connection");
+                    return None;
+                }
+            };
+            match persistence::users::find(&mut conn, UserId(self.who.user)).await {
+                Ok(Some(user)) => self.email = Some(user.email.as_str().to_owned()),
+                Ok(None) => {
+                    tracing::warn!(user = %self.who.user, "real-time gateway: the sender's account does not exist");
+                    return None;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "real-time gateway: looking up the sender failed");
+                    return None;
+                }
+            }
         }
         self.email.clone()
     }
