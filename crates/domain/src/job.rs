@@ -63,14 +63,6 @@ impl JobStatus {
             JobStatus::Cancelled => "cancelled",
         }
     }
-
-    /// Final states never change again.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
-        )
-    }
 }
 
 impl FromStr for JobStatus {
@@ -239,11 +231,6 @@ impl Priority {
     /// The priority value.
     pub fn get(self) -> i16 {
         self.0
-    }
-
-    /// Wraps a value read back from the database, where the range is a CHECK constraint.
-    pub fn from_trusted(value: i16) -> Self {
-        Self(value)
     }
 }
 

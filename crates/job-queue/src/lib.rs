@@ -553,18 +553,6 @@ impl Queue {
             running,
         })
     }
-
-    /// Whether `id` is in the ready set (test and tooling aid).
-    pub async fn is_ready(&self, id: Uuid) -> Result<bool, QueueError> {
-        let mut conn = self.conn(self.timeouts.command).await?;
-        let score: Option<f64> = redis::cmd("ZSCORE")
-            .arg(&self.keys.ready)
-            .arg(id.to_string())
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.broken(e))?;
-        Ok(score.is_some())
-    }
 }
 
 /// `script` with the fair-order functions it calls.
