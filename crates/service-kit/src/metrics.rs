@@ -25,7 +25,11 @@ use metrics_util::MetricKindMask;
 /// describe current state, are kept).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// How often histogram samples are folded into their buckets, scraped or not.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The process-wide Prometheus recorder, installed on first use (with a thread that runs the
+/// exporter's upkeep every [`UPKEEP_INTERVAL`], so memory stays bounded without scrapes).
 pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -40,7 +44,23 @@ pub fn handle() -> &'static PrometheusHandle {
             ])
             .unwrap_or_else(|_| PrometheusBuilder::new());
         match builder.install_recorder() {
-            Ok(handle) => handle,
+            Ok(handle) => {
+                // The exporter keeps every histogram sample until upkeep folds it into the
+                // buckets; without a scrape that would grow without bound.
+                let upkeep = handle.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("metrics-upkeep".to_owned())
+                    .spawn(move || {
+                        loop {
+                            std::thread::sleep(UPKEEP_INTERVAL);
+                            upkeep.run_upkeep();
+                        }
+                    });
+                if let Err(error) = spawned {
+                    tracing::warn!(%error, "metrics upkeep thread not started: histograms are folded only when scraped");
+                }
+                handle
+            }
             // Another recorder is installed already (never in our binaries): metrics from
             // this process go there, and this handle renders an empty page.
             Err(_) => PrometheusBuilder::new().build_recorder().handle(),
@@ -186,6 +206,30 @@ impl MetricsListener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recorder_folds_histogram_samples_without_scrapes() {
+        handle();
+        // Linux names threads in /proc: the upkeep thread runs in this process (it names
+        // itself once it runs, so look a few times).
+        let mut names: Vec<String> = Vec::new();
+        for _ in 0..50 {
+            names = std::fs::read_dir("/proc/self/task")
+                .map(|tasks| {
+                    tasks
+                        .filter_map(Result::ok)
+                        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+                        .map(|name| name.trim().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if names.iter().any(|n| n == "metrics-upkeep") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(names.iter().any(|n| n == "metrics-upkeep"), "{names:?}");
+    }
 
     #[test]
     fn methods_outside_the_standard_set_are_other() {

@@ -15,8 +15,6 @@
 //! Gauges are resolved once; counters and histograms are looked up on each use, because the
 //! exporter drops series that stay idle (and a kept handle would then record nowhere).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use metrics::Gauge;
 
 /// The events counted separately.
@@ -70,16 +68,12 @@ impl InEvent {
     }
 }
 
-/// Samples of the delay histogram between two drains of the exporter's sample buffers.
-const UPKEEP_EVERY: u64 = 1 << 16;
-
 /// The gateway's gauges and counters.
 pub struct Metrics {
     /// `ws_connected_sockets`.
     pub sockets: Gauge,
     /// `ws_rooms`.
     pub rooms: Gauge,
-    delay_samples: AtomicU64,
 }
 
 impl Metrics {
@@ -90,7 +84,6 @@ impl Metrics {
         Self {
             sockets: metrics::gauge!("ws_connected_sockets"),
             rooms: metrics::gauge!("ws_rooms"),
-            delay_samples: AtomicU64::new(0),
         }
     }
 
@@ -100,12 +93,6 @@ impl Metrics {
         if let Some(changed) = changed_at_us {
             let delay_us = chrono::Utc::now().timestamp_micros() - changed;
             metrics::histogram!("ws_job_event_delay_seconds").record(delay_us.max(0) as f64 / 1e6);
-            // The exporter keeps raw samples until it is scraped; drain them now and then so
-            // memory stays bounded when nobody scrapes.
-            if self.delay_samples.fetch_add(1, Ordering::Relaxed) % UPKEEP_EVERY == UPKEEP_EVERY - 1
-            {
-                service_kit::metrics::handle().run_upkeep();
-            }
         }
     }
 
