@@ -89,10 +89,11 @@ function Layout() {
 
 /** Private pages: nothing renders until /me answered; signed-out visitors go to the login page. */
 function RequireUser() {
-  const { user } = useAuth();
+  const { user, ended } = useAuth();
   const location = useLocation();
   if (user === undefined) return <p aria-busy="true">Loading…</p>;
   if (user === null) {
+    if (ended) return <Navigate to="/login" replace />;
     const next = location.pathname + location.search;
     return <Navigate to={`/login?next=${encodeURIComponent(next)}`} replace />;
   }

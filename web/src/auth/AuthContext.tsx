@@ -9,6 +9,11 @@ interface AuthState {
   user: User | null | undefined;
   /** Why the user was sent to the login page (session expired), shown there once. */
   notice: string | null;
+  /**
+   * The session ended here (sign out, expiry) rather than never existed: private pages then
+   * go to the login page without asking to come back to them afterwards.
+   */
+  ended: boolean;
   setUser(user: User | null): void;
   logout(): Promise<void>;
   clearNotice(): void;
@@ -22,9 +27,12 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const [user, setUserState] = useState<User | null | undefined>(undefined);
   const [notice, setNotice] = useState<string | null>(null);
   const signedIn = useRef(false);
+  const [ended, setEnded] = useState(false);
 
   const setUser = useCallback(
     (next: User | null) => {
+      if (signedIn.current && next === null) setEnded(true);
+      if (next) setEnded(false);
       signedIn.current = next !== null;
       setUserState(next);
       if (next) live.start();
@@ -51,9 +59,10 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       onSessionExpired(() => {
         // A visitor who was never signed in (the first /me) just sees the public pages.
         if (!signedIn.current) return;
+        // Navigate first: with the user gone, the private page would redirect on its own.
+        navigate('/login', { replace: true });
         setUser(null);
         setNotice('Your session has ended. Sign in again.');
-        navigate('/login', { replace: true });
       }),
     [onSessionExpired, navigate, setUser],
   );
@@ -65,13 +74,13 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       // Signed out locally anyway; the server session expires on its own.
       if (!(error instanceof ApiError)) throw error;
     }
-    setUser(null);
     navigate('/login', { replace: true });
+    setUser(null);
   }, [auth, navigate, setUser]);
 
   const value = useMemo<AuthState>(
-    () => ({ user, notice, setUser, logout, clearNotice: () => setNotice(null) }),
-    [user, notice, setUser, logout],
+    () => ({ user, notice, ended, setUser, logout, clearNotice: () => setNotice(null) }),
+    [user, notice, ended, setUser, logout],
   );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

@@ -55,14 +55,14 @@ function JobRow({ job, showUser }: { job: Job; showUser: boolean }) {
     <tr data-job-id={job.id} data-status={job.status}>
       <td data-label="Job">
         <Link to={`/jobs/${job.id}`}>
-          <strong>{job.type}</strong> <code className="muted">{job.id.slice(0, 8)}</code>
+          <strong>{job.type}</strong> <code className="muted">{job.id.slice(-8)}</code>
         </Link>
       </td>
       <td data-label="Status">
         <StatusBadge status={job.status} />
       </td>
       <td data-label="Progress">
-        <ProgressBar value={job.progress} label={`Progress of ${job.type} job ${job.id.slice(0, 8)}`} />
+        <ProgressBar value={job.progress} label={`Progress of ${job.type} job ${job.id.slice(-8)}`} />
       </td>
       <td data-label="Priority">{job.priority}</td>
       <td data-label="Attempts">
@@ -70,7 +70,7 @@ function JobRow({ job, showUser }: { job: Job; showUser: boolean }) {
       </td>
       {showUser && (
         <td data-label="User">
-          <code>{job.user_id.slice(0, 8)}</code>
+          <code>{job.user_id.slice(-8)}</code>
         </td>
       )}
       <td data-label="Created">

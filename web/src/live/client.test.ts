@@ -126,6 +126,20 @@ describe('LiveClient', () => {
     expect(last().sent).toEqual([]);
   });
 
+  it('forgets exactly the room an error names', () => {
+    const { client, last } = setup();
+    client.start();
+    last().open();
+    client.joinRoom('lobby');
+    last().receive({ event: 'joined', data: { room: 'lobby' } });
+    client.joinRoom('admin:jobs');
+    client.joinRoom('job:nope');
+    last().receive({ event: 'error', data: { code: 'not_found', message: 'no such job', room: 'job:nope' } });
+    expect(client.joinedRooms).toEqual(['lobby', 'admin:jobs']);
+    last().receive({ event: 'error', data: { code: 'rate_limited', message: 'slow down' } });
+    expect(client.joinedRooms).toEqual(['lobby', 'admin:jobs']);
+  });
+
   it('renews the session when the server ends it (4xxx) and reconnects at once', async () => {
     const renew = vi.fn(async () => true);
     const { client, last, sockets, timers } = setup(renew);

@@ -13,7 +13,12 @@ export interface RoomMessage {
 export interface LiveError {
   code: string;
   message: string;
+  /** The room the refused request named, when it named one. */
+  room?: string;
 }
+
+/** Error codes after which a room is not held (and must not be joined again on reconnect). */
+const ROOM_REFUSALS = new Set(['forbidden', 'invalid_room', 'not_found', 'too_many_rooms']);
 
 /** Server → client events (API §5). */
 export interface LiveEvents {
@@ -22,6 +27,7 @@ export interface LiveEvents {
   left: { room: string };
   receiveMessage: RoomMessage;
   error: LiveError;
+  authenticated: { expires_at: string };
   /** Not a server event: the socket (re)opened, so whatever is on screen should be read again. */
   reconnected: Record<string, never>;
 }
@@ -245,10 +251,12 @@ export class LiveClient {
     const { event, data } = frame as { event?: unknown; data?: unknown };
     if (typeof event !== 'string' || !data || typeof data !== 'object') return;
     if (event === 'left') this.rooms.delete((data as { room: string }).room);
-    if (event === 'error' && (data as LiveError).code === 'forbidden') {
-      // A refused room must not be joined again on every reconnect.
-      // The server does not say which room; forget rooms that were never confirmed.
-      for (const room of this.pendingRooms()) this.rooms.delete(room);
+    if (event === 'error' && ROOM_REFUSALS.has((data as LiveError).code)) {
+      // A refused room must not be joined again on every reconnect. Without a `room` in the
+      // error, forget the rooms the server has not confirmed.
+      const room = (data as LiveError).room;
+      if (typeof room === 'string') this.rooms.delete(room);
+      else for (const pending of this.pendingRooms()) this.rooms.delete(pending);
     }
     if (event === 'joined') this.confirmed.add((data as { room: string }).room);
     if (event === 'left') this.confirmed.delete((data as { room: string }).room);

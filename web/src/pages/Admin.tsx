@@ -86,7 +86,7 @@ export function Admin() {
           {feed.map((job) => (
             <li key={job.id} data-job-id={job.id}>
               <StatusBadge status={job.status} /> <Link to={`/jobs/${job.id}`}>{job.type}</Link>{' '}
-              <code className="muted">{job.user_id.slice(0, 8)}</code> <Time value={job.updated_at} />
+              <code className="muted">{job.user_id.slice(-8)}</code> <Time value={job.updated_at} />
             </li>
           ))}
         </ol>

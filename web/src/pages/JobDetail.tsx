@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { Link, useParams } from 'react-router-dom';
 import { FINAL_STATUSES, type Job } from '../api/jobs';
 import { messageOf } from '../api/problem';
+import { useAuth } from '../auth/AuthContext';
 import { ProgressBar, StatusBadge, Time } from '../components/JobBits';
 import { useJobEvents, useLiveRefresh } from '../live/hooks';
 import { newest } from '../live/merge';
@@ -9,7 +10,8 @@ import { useServices } from '../services';
 
 export function JobDetail() {
   const { id = '' } = useParams();
-  const { jobs } = useServices();
+  const { jobs, live } = useServices();
+  const { user } = useAuth();
   const [job, setJob] = useState<Job | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
@@ -30,6 +32,16 @@ export function JobDetail() {
     load();
   }, [load]);
   useLiveRefresh(load);
+  // An owner gets their jobs' events anyway; an admin looking at someone else's job follows its room.
+  const owner = job?.user_id;
+  useEffect(() => {
+    if (!owner || !user || user.role !== 'admin' || owner === user.id) return;
+    const room = `job:${id}`;
+    live.joinRoom(room);
+    return () => {
+      live.leaveRoom(room);
+    };
+  }, [live, id, owner, user]);
   useJobEvents((event) => {
     if (event.id === id) setJob((current) => newest(current, event));
   });

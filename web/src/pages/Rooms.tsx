@@ -32,7 +32,9 @@ export function Rooms() {
   useLiveEvent('receiveMessage', (message) =>
     setMessages((current) => ({ ...current, [message.room]: [...(current[message.room] ?? []), message].slice(-200) })),
   );
-  useLiveEvent('error', (error) => setServerError(`${error.message} (${error.code})`));
+  useLiveEvent('error', (error) =>
+    setServerError(`${error.room ? `${error.room}: ` : ''}${error.message} (${error.code})`),
+  );
 
   function join(event: FormEvent) {
     event.preventDefault();

@@ -433,7 +433,7 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many wrong passwords for this account (shared with failed logins) */
+            /** @description Too many wrong passwords for this account from this client (shared with failed logins); wait `Retry-After` seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -535,7 +535,7 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests from this IP, or too many failed logins for this account */
+            /** @description Too many requests from this IP, or this client failed too often on this account and must wait `Retry-After` seconds */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -658,7 +658,7 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests from this IP */
+            /** @description Too many requests from this IP, or too many verification emails asked for this address (3 an hour, 10 a day, counted alike for unknown addresses) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -787,7 +787,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserResponse"];
                 };
             };
-            /** @description `invalid_otp`: wrong, expired, or void after 5 wrong tries */
+            /** @description `invalid_otp`: wrong, expired, void after 5 wrong tries, or the account had 10 wrong codes in 24 h (then only the link works); the same for unknown addresses */
             400: {
                 headers: {
                     [name: string]: unknown;
