@@ -144,7 +144,7 @@ export async function startStack() {
   const logDir = join(artifactsDir, 'logs');
   mkdirSync(logDir, { recursive: true });
 
-  /** @type {{ name: string, child: import('node:child_process').ChildProcess }[]} */
+  /** @type {{ name: string, child: import('node:child_process').ChildProcess, args: string[], env: Record<string, string> }[]} */
   const children = [];
   const mail = await new MailCapture().start();
   await run('psql', ['-w', '-X', '-q', '-d', adminUrl, '-c', `CREATE DATABASE ${dbName}`]);
@@ -169,13 +169,26 @@ export async function startStack() {
   };
   /** @param {string} name @param {string[]} args @param {Record<string, string>} env */
   const startProcess = (name, args, env) => {
-    const log = createWriteStream(join(logDir, `${name}.log`));
+    const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
     const child = spawn(args[0] ?? '', args.slice(1), { env: { ...common, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
-    children.push({ name, child });
+    const entry = children.find((c) => c.name === name);
+    if (entry) entry.child = child;
+    else children.push({ name, child, args, env });
     return child;
   };
+  /** SIGTERM, then SIGKILL after 10 s. @param {import('node:child_process').ChildProcess} child */
+  const stopChild = (child) =>
+    new Promise((ok) => {
+      if (child.exitCode !== null || child.signalCode !== null) return ok(undefined);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        ok(undefined);
+      });
+      child.kill('SIGTERM');
+    });
 
   const stack = {
     appUrl,
@@ -187,21 +200,21 @@ export async function startStack() {
     async grantAdmin(email) {
       await run(join(binDir, 'auth-service'), ['grant-admin', email], { env: { ...common } });
     },
+    /**
+     * Stops the job service (its WebSockets close), runs `whileDown`, and starts it again on the
+     * same port.
+     * @param {() => Promise<void>} [whileDown]
+     */
+    async restartJobService(whileDown) {
+      const entry = children.find((c) => c.name === 'job-service');
+      if (!entry) throw new Error('job-service is not running');
+      await stopChild(entry.child);
+      if (whileDown) await whileDown();
+      const child = startProcess('job-service', entry.args, entry.env);
+      await waitReady(`http://127.0.0.1:${jobsPort}/readyz`, 60_000, child, 'job-service');
+    },
     async stop() {
-      await Promise.all(
-        children.map(
-          ({ child }) =>
-            new Promise((ok) => {
-              if (child.exitCode !== null || child.signalCode !== null) return ok(undefined);
-              const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-              child.once('exit', () => {
-                clearTimeout(timer);
-                ok(undefined);
-              });
-              child.kill('SIGTERM');
-            }),
-        ),
-      );
+      await Promise.all(children.map(({ child }) => stopChild(child)));
       await mail.stop();
       await run('psql', ['-w', '-X', '-q', '-d', adminUrl, '-c', `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`]).catch(
         (e) => console.error(`e2e: could not drop ${dbName}: ${e.message}`),

@@ -112,12 +112,14 @@ export function accountScenarios(env) {
       withPage(env, async (page, context) => {
         const email = newEmail('refresh');
         await newUser(page, env.stack, email);
+        const id = await submitJob(page, { type: 'noop', fill: (p) => p.getByLabel('Data (JSON object)').fill('') });
         await markDocument(page);
         // The access token is gone (as when it expires): the next call refreshes and goes on.
         await context.clearCookies({ name: 'access_token' });
-        await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
+        const refreshed = page.waitForResponse((r) => r.url().endsWith('/api/auth/refresh-token') && r.status() === 200);
         await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).click();
-        await page.getByRole('table').waitFor();
+        await refreshed;
+        await page.locator(`tr[data-job-id="${id}"]`).waitFor();
         const names = (await context.cookies()).map((c) => c.name);
         assert.ok(names.includes('access_token'), 'a new access token cookie was set by the refresh');
         await assertNoReload(page);

@@ -29,6 +29,7 @@ class FakeSocket implements SocketLike {
 }
 
 function setup(renew?: () => Promise<boolean>) {
+  const clock = { now: 0 };
   const sockets: FakeSocket[] = [];
   const timers: { fn: () => void; ms: number }[] = [];
   const client = new LiveClient('ws://jobs.test/api/ws', {
@@ -41,6 +42,8 @@ function setup(renew?: () => Promise<boolean>) {
     random: () => 1,
     baseDelayMs: 100,
     maxDelayMs: 1000,
+    stableAfterMs: 5000,
+    now: () => clock.now,
     setTimer: (fn, ms) => {
       timers.push({ fn, ms });
       return timers.length;
@@ -49,7 +52,7 @@ function setup(renew?: () => Promise<boolean>) {
   });
   const last = () => sockets[sockets.length - 1] as FakeSocket;
   const fire = () => timers.shift()?.fn();
-  return { client, sockets, timers, last, fire };
+  return { client, sockets, timers, last, fire, clock };
 }
 
 describe('LiveClient', () => {
@@ -81,6 +84,21 @@ describe('LiveClient', () => {
     fire();
     last().open();
     expect(modes).toEqual(['connecting', 'live', 'polling', 'live']);
+  });
+
+  it('starts the backoff again only after a socket stayed open a while', () => {
+    const { client, last, timers, fire, clock } = setup();
+    client.start();
+    last().serverClose(1006);
+    fire();
+    last().open(); // accepted, then dropped at once: keep backing off
+    last().serverClose(1011);
+    expect(timers.map((t) => t.ms)).toEqual([200]);
+    fire();
+    last().open();
+    clock.now += 6000; // a healthy connection
+    last().serverClose(1001);
+    expect(timers.map((t) => t.ms)).toEqual([100]);
   });
 
   it('tells listeners to re-read after a reconnect, and joins its rooms again', () => {

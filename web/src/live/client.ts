@@ -57,6 +57,9 @@ export interface LiveClientOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   random?: () => number;
+  /** A socket must stay open this long before the backoff starts again from its first step. */
+  stableAfterMs?: number;
+  now?: () => number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (handle: unknown) => void;
 }
@@ -83,6 +86,7 @@ export class LiveClient {
   private socket: SocketLike | null = null;
   private running = false;
   private failures = 0;
+  private openedAt: number | null = null;
   private timer: unknown = null;
   private currentMode: LiveMode = 'polling';
   private readonly rooms = new Set<string>();
@@ -103,6 +107,8 @@ export class LiveClient {
       baseDelayMs: options.baseDelayMs ?? 500,
       maxDelayMs: options.maxDelayMs ?? 15_000,
       random: options.random ?? Math.random,
+      stableAfterMs: options.stableAfterMs ?? 5_000,
+      now: options.now ?? Date.now,
       setTimer: options.setTimer ?? ((fn, ms) => setTimeout(fn, ms)),
       clearTimer: options.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>)),
     };
@@ -197,7 +203,7 @@ export class LiveClient {
     this.socket = socket;
     socket.onopen = () => {
       if (this.socket !== socket) return;
-      this.failures = 0;
+      this.openedAt = this.options.now();
       this.setMode('live');
       for (const room of this.rooms) this.send('joinRoom', { room });
       this.emit('reconnected', {});
@@ -213,6 +219,10 @@ export class LiveClient {
       if (this.socket !== socket) return;
       this.socket = null;
       if (!this.running) return;
+      // A server that accepts and drops at once must not be hammered: only a socket that stayed
+      // open a while resets the backoff.
+      if (this.openedAt !== null && this.options.now() - this.openedAt >= this.options.stableAfterMs) this.failures = 0;
+      this.openedAt = null;
       if (event.code >= 4000 && event.code < 5000 && this.options.renewSession) {
         // The session behind the socket ended: renew it (one refresh), then reconnect at once.
         this.setMode('polling');
