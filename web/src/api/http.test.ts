@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { HttpClient, SessionKeeper } from './http';
-import { ApiError } from './problem';
+import { ApiError, messageOf } from './problem';
 
 const problem = (status: number, code: string, extra: object = {}) =>
   new Response(JSON.stringify({ type: `urn:task-vault:problem:${code}`, title: code, status, detail: `detail of ${code}`, code, ...extra }), {
@@ -97,6 +97,13 @@ describe('HttpClient', () => {
     const { http } = setup([new Response('<html>bad gateway</html>', { status: 502 }), new TypeError('Failed to fetch')]);
     await expect(http.request('GET', '/x')).rejects.toMatchObject({ status: 502, code: 'server_error' });
     await expect(http.request('GET', '/x')).rejects.toMatchObject({ status: 0, code: 'network_error', detail: expect.stringContaining('job service') });
+  });
+
+  it('keeps the request id of a server failure for the message', async () => {
+    const { http } = setup([problem(503, 'unavailable', { request_id: 'req-123' })]);
+    const error = (await http.request('GET', '/x').catch((e: unknown) => e)) as ApiError;
+    expect(error.requestId).toBe('req-123');
+    expect(messageOf(error)).toBe('detail of unavailable (request id req-123)');
   });
 
   it('answers undefined for 204', async () => {

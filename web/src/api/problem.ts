@@ -14,6 +14,8 @@ export class ApiError extends Error {
   readonly detail: string;
   /** Field name → messages, for `validation_failed` (e.g. `email`, `data.ms`). */
   readonly fieldErrors: Record<string, string[]>;
+  /** The service's id of the failed request, to quote when reporting a problem. */
+  readonly requestId: string | null;
 
   constructor(problem: {
     status: number;
@@ -21,6 +23,7 @@ export class ApiError extends Error {
     title: string;
     detail: string;
     errors?: Record<string, unknown> | null;
+    request_id?: string | null;
   }) {
     super(problem.detail || problem.title);
     this.name = 'ApiError';
@@ -29,6 +32,7 @@ export class ApiError extends Error {
     this.title = problem.title;
     this.detail = problem.detail;
     this.fieldErrors = normalizeErrors(problem.errors);
+    this.requestId = problem.request_id ?? null;
   }
 
   /** The messages for one field (empty when the problem names none). */
@@ -69,6 +73,7 @@ export async function errorFromResponse(response: Response): Promise<ApiError> {
       title: body.title ?? '',
       detail: body.detail ?? body.title ?? '',
       errors: body.errors ?? null,
+      request_id: body.request_id ?? null,
     });
   }
   return new ApiError({
@@ -94,7 +99,11 @@ export function networkError(service: string): ApiError {
 
 /** A readable message for any thrown value. */
 export function messageOf(error: unknown): string {
-  if (error instanceof ApiError) return error.detail || error.title;
+  if (error instanceof ApiError) {
+    const message = error.detail || error.title;
+    // A server-side failure: the request id lets an operator find its log lines.
+    return error.status >= 500 && error.requestId ? `${message} (request id ${error.requestId})` : message;
+  }
   if (error instanceof Error) return error.message;
   return String(error);
 }

@@ -48,7 +48,7 @@ export function useForm(fields: readonly string[], codeFields: Record<string, st
       const shown = Object.keys(problem.fieldErrors).length - unshown.length;
       if (shown === 0 || unshown.length > 0) {
         const extra = unshown.map(([field, messages]) => `${field}: ${messages.join(' ')}`).join(' ');
-        formError = [problem.detail || problem.title, extra].filter(Boolean).join(' ');
+        formError = [messageOf(problem), extra].filter(Boolean).join(' ');
       }
     } else {
       formError = messageOf(problem);

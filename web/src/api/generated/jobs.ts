@@ -184,7 +184,10 @@ export interface components {
          * @enum {string}
          */
         JobType: "noop" | "echo" | "sleep" | "send_email" | "hash";
-        /** @description An error response body: `{"type", "title", "status", "detail", "code", "errors"?}`. */
+        /**
+         * @description An error response body: `{"type", "title", "status", "detail", "code", "errors"?,
+         *     "request_id"?}`.
+         */
         Problem: {
             /** @description Stable snake_case code a client can switch on. */
             code: string;
@@ -192,6 +195,11 @@ export interface components {
             detail: string;
             /** @description Field-level messages for `validation_failed`. */
             errors?: Record<string, unknown> | null;
+            /**
+             * @description The id of the request that got this answer (also in the `X-Request-Id` header): quote
+             *     it when reporting a problem, it finds every log line of the request.
+             */
+            request_id?: string | null;
             /**
              * Format: int32
              * @description The HTTP status code.
