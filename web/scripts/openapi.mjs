@@ -2,7 +2,9 @@
 // The typed client's types come from the services' OpenAPI documents. This module turns a live
 // document into TypeScript and compares it with the committed file in src/api/generated/, so a
 // contract change fails the test run (and, once the file is regenerated, the type-check shows
-// every place in the client that no longer fits).
+// every place in the client that no longer fits). Prose (descriptions, summaries) is left out:
+// only the shapes of routes, bodies and answers make the contract, so rewording a service's docs
+// does not fail anyone's run.
 //
 //   node scripts/openapi.mjs check  AUTH_URL JOBS_URL   # exit 1 when a document changed
 //   node scripts/openapi.mjs update AUTH_URL JOBS_URL   # rewrite src/api/generated/*.ts
@@ -19,6 +21,26 @@ const HEADER =
 
 /** @typedef {{ name: 'auth' | 'jobs', url: string }} Source */
 
+const PROSE = new Set(['description', 'summary', 'title', 'example']);
+
+/**
+ * The document without its prose. Only string values are dropped, so a schema property that is
+ * itself named `title` or `description` (an object) stays.
+ * @param {unknown} value
+ * @returns {unknown}
+ */
+export function shapesOnly(value) {
+  if (Array.isArray(value)) return value.map(shapesOnly);
+  if (!value || typeof value !== 'object') return value;
+  /** @type {Record<string, unknown>} */
+  const out = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (PROSE.has(key) && typeof item === 'string') continue;
+    out[key] = shapesOnly(item);
+  }
+  return out;
+}
+
 /**
  * TypeScript declarations for the OpenAPI document served at `baseUrl`.
  * @param {string} baseUrl
@@ -26,7 +48,7 @@ const HEADER =
 export async function generate(baseUrl) {
   const response = await fetch(`${baseUrl}/api-docs/openapi.json`);
   if (!response.ok) throw new Error(`${baseUrl}/api-docs/openapi.json answered ${response.status}`);
-  const document = /** @type {import('openapi-typescript').OpenAPI3} */ (await response.json());
+  const document = /** @type {import('openapi-typescript').OpenAPI3} */ (shapesOnly(await response.json()));
   const ast = await openapiTS(document, { emptyObjectsUnknown: true, alphabetize: true });
   return HEADER + astToString(ast);
 }
