@@ -50,6 +50,8 @@ export async function newUser(page, stack, email) {
  */
 export async function submitJob(page, job) {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'New job' }).click();
+  // The jobs page has a "Type" filter too: wait for the form before choosing the type.
+  await page.getByRole('heading', { name: 'New job' }).waitFor();
   await page.getByLabel('Type').selectOption(job.type);
   if (job.fill) await job.fill(page);
   if (job.runAt) await page.getByLabel('Run at').fill(job.runAt);

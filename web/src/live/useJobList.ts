@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Job, JobPage } from '../api/jobs';
 import { messageOf } from '../api/problem';
-import { useJobEvents, useLiveRefresh } from './hooks';
+import { POLL_INTERVAL_MS, useJobEvents, useLiveRefresh } from './hooks';
 import { mergeIntoList, mergePage, type ListFilter } from './merge';
 
 export const PAGE_SIZE = 20;
@@ -27,6 +27,9 @@ export function useJobList(fetchPage: (cursor: string | undefined) => Promise<Jo
   const [page, setPage] = useState<{ items: Job[]; next: string | null }>({ items: [], next: null });
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<string | null>(null);
+  // Counts failed reads in a row: a failed read is tried again (also while live, when nothing
+  // polls), e.g. a 403 while a just-granted role is still cached by the service.
+  const [failures, setFailures] = useState(0);
   const seen = useRef(new Map<string, Job>());
   const generation = useRef(0);
   const cursor = cursors[cursors.length - 1];
@@ -42,8 +45,13 @@ export function useJobList(fetchPage: (cursor: string | undefined) => Promise<Jo
         if (mine !== generation.current) return; // a newer read is under way
         setPage({ items: mergePage(result.items, seen.current), next: result.next_cursor ?? null });
         setError(null);
+        setFailures(0);
       })
-      .catch((e: unknown) => mine === generation.current && setError(messageOf(e)))
+      .catch((e: unknown) => {
+        if (mine !== generation.current) return;
+        setError(messageOf(e));
+        setFailures((n) => n + 1);
+      })
       .finally(() => mine === generation.current && setLoading(false));
   }, [fetchPage, cursor]);
 
@@ -53,6 +61,11 @@ export function useJobList(fetchPage: (cursor: string | undefined) => Promise<Jo
   }, [load]);
 
   useLiveRefresh(load);
+  useEffect(() => {
+    if (failures === 0) return;
+    const timer = setTimeout(load, POLL_INTERVAL_MS);
+    return () => clearTimeout(timer);
+  }, [failures, load]);
 
   const firstPage = cursors.length === 0;
   useJobEvents((job) => {
