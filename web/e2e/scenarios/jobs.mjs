@@ -132,6 +132,7 @@ export function jobScenarios(env) {
       withPage(env, async (page) => {
         await newUser(page, env.stack, newEmail('problem'));
         await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'New job' }).click();
+        await page.getByRole('heading', { name: 'New job' }).waitFor();
         await page.getByLabel('Type').selectOption('send_email');
         // Only admins may email other addresses: the service refuses with 422 on data.to.
         await page.getByLabel('To').fill('someone-else@example.com');
