@@ -71,6 +71,8 @@ export function accountScenarios(env) {
         await page.getByRole('button', { name: 'Sign out' }).click();
         await page.waitForURL(/\/login$/);
         await page.getByRole('link', { name: 'Forgot your password?' }).click();
+        // The sign-in page has an Email field too: wait for the new page before filling it.
+        await page.getByRole('heading', { name: 'Forgot your password?' }).waitFor();
         await page.getByLabel('Email').fill(email);
         await page.getByRole('button', { name: 'Email me a link' }).click();
         await page.getByText(/is on its way/).waitFor();
