@@ -20,7 +20,7 @@ use crate::schema::{jobs, users};
 /// The columns of [`Job`] for hand-written SQL (`type` is read as `job_type`).
 const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
     j.attempts, j.max_attempts, j.progress, j.result, j.last_error, j.run_at, j.idempotency_key, \
-    j.fence, j.created_at, j.updated_at, j.started_at, j.finished_at";
+    j.fence, j.created_at, j.updated_at, j.started_at, j.finished_at, j.request_id";
 
 /// One row of `jobs`.
 #[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
@@ -62,6 +62,8 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     /// When the job reached `completed` or `failed` (or `cancelled`).
     pub finished_at: Option<DateTime<Utc>>,
+    /// The id of the HTTP request that submitted it (`X-Request-Id`), for the worker's logs.
+    pub request_id: Option<String>,
 }
 
 fn timestamp(at: &DateTime<Utc>) -> String {
@@ -118,6 +120,8 @@ pub struct NewJob {
     pub created_at: DateTime<Utc>,
     /// Same as `created_at`.
     pub updated_at: DateTime<Utc>,
+    /// The id of the submitting HTTP request.
+    pub request_id: Option<String>,
 }
 
 /// What [`insert`] did.
@@ -151,6 +155,7 @@ pub async fn insert(
         job.idempotency_key.as_deref().into_sql::<Nullable<Text>>(),
         job.created_at.into_sql::<Timestamptz>(),
         job.updated_at.into_sql::<Timestamptz>(),
+        job.request_id.as_deref().into_sql::<Nullable<Text>>(),
     ));
     let created = diesel::insert_into(jobs::table)
         .values(values)
@@ -166,6 +171,7 @@ pub async fn insert(
             jobs::idempotency_key,
             jobs::created_at,
             jobs::updated_at,
+            jobs::request_id,
         ))
         .on_conflict_do_nothing()
         .returning(Job::as_returning())

@@ -90,6 +90,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        request_id -> Nullable<Text>,
     }
 }
 

@@ -75,7 +75,9 @@ pub async fn heartbeat(shared: &Arc<Shared>) {
         if let Some(attempt) = inflight.get(&key)
             && !attempt.token.is_cancelled()
         {
-            tracing::info!(job = %key.0, fence = key.1, ?reason, "stopping an attempt");
+            attempt
+                .span
+                .in_scope(|| tracing::info!(fence = key.1, ?reason, "stopping an attempt"));
             attempt.stop(reason);
         }
     }
@@ -127,7 +129,9 @@ pub async fn reap(shared: &Arc<Shared>) {
     };
     let mut batch = shared.queue.batch();
     for job in &reaped {
-        tracing::warn!(job = %job.id, attempt = job.attempts, status = %job.status, "lease expired; job taken back");
+        runtime::job_span(job).in_scope(|| {
+            tracing::warn!(status = %job.status, "lease expired; job taken back");
+        });
         if job.status == "pending" {
             batch.enqueue(entry_of(job));
         }

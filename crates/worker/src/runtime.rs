@@ -35,6 +35,7 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::Settings;
@@ -71,6 +72,8 @@ pub struct InFlight {
     pub fence: i64,
     /// Stops the handler.
     pub token: CancellationToken,
+    /// The job's log span (see [`job_span`]).
+    pub span: tracing::Span,
     stop: Arc<AtomicU8>,
 }
 
@@ -113,6 +116,8 @@ pub struct Done {
     pub job: Job,
     /// How it ended.
     pub outcome: Outcome,
+    /// The job's log span, for the line that records the outcome.
+    pub span: tracing::Span,
 }
 
 /// Messages to the batcher.
@@ -196,6 +201,19 @@ impl Shared {
     }
 }
 
+/// The span every log line about one attempt of `job` is written in, from its claim to the
+/// write of its outcome: `job_id`, the `request_id` of the HTTP request that submitted it
+/// (absent for jobs submitted before request ids were stored), and `attempt`. With
+/// `LOG_FORMAT=json` they appear as `span.job_id`, `span.request_id` and `span.attempt`.
+pub fn job_span(job: &Job) -> tracing::Span {
+    tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        request_id = job.request_id.as_deref(),
+        attempt = job.attempts,
+    )
+}
+
 /// The index entry of a job.
 pub fn entry_of(job: &Job) -> Entry {
     Entry {
@@ -272,7 +290,13 @@ pub async fn claim_loop(shared: Arc<Shared>) {
             tracing::warn!(%error, "publishing running events failed");
         }
         for (job, permit) in claimed.into_iter().zip(permits) {
-            shared.tracker.spawn(execute(shared.clone(), job, permit));
+            let span = job_span(&job);
+            span.in_scope(|| {
+                tracing::debug!(job_type = %job.job_type, "job claimed");
+            });
+            shared
+                .tracker
+                .spawn(execute(shared.clone(), job, permit, span.clone()).instrument(span));
         }
     }
 }
@@ -350,12 +374,18 @@ async fn claim_rows(
 
 /// Runs one attempt and hands its outcome to the batcher. The attempt stays in the in-flight
 /// map until the batcher has written its outcome.
-async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
+async fn execute(
+    shared: Arc<Shared>,
+    job: Job,
+    permit: OwnedSemaphorePermit,
+    span: tracing::Span,
+) {
     let token = CancellationToken::new();
     let stop = Arc::new(AtomicU8::new(0));
     let attempt = InFlight {
         fence: job.fence,
         token: token.clone(),
+        span: span.clone(),
         stop: stop.clone(),
     };
     {
@@ -390,12 +420,17 @@ async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
     metrics::histogram!("worker_job_duration_seconds", &labels[..1])
         .record(started.elapsed().as_secs_f64());
     if let Outcome::Failed(error) = &outcome {
-        tracing::info!(job = %job.id, attempt = job.attempts, %error, "attempt failed");
+        tracing::info!(%error, "attempt failed");
     }
+    tracing::debug!(
+        outcome = outcome.label(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "attempt ended"
+    );
     let key = (job.id, job.fence);
     if shared
         .outcomes
-        .send(ToBatcher::Done(Box::new(Done { job, outcome })))
+        .send(ToBatcher::Done(Box::new(Done { job, outcome, span })))
         .await
         .is_err()
     {
@@ -546,7 +581,9 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
     let mut outcomes = Vec::with_capacity(done.len());
     // Attempts that end without a write of their own (cancelled, superseded, fenced out).
     let mut unwritten: HashMap<Uuid, i64> = HashMap::new();
-    for Done { job, outcome } in done {
+    let mut spans: HashMap<Uuid, tracing::Span> = HashMap::with_capacity(done.len());
+    for Done { job, outcome, span } in done {
+        spans.insert(job.id, span);
         let (status, result, last_error, retry_in_ms) = match outcome {
             Outcome::Completed(value) => ("completed", Some(value), None, None),
             Outcome::Failed(error) if job.attempts >= job.max_attempts => {
@@ -591,6 +628,9 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
     }
     let mut batch = shared.queue.batch();
     for job in &written {
+        if let Some(span) = spans.get(&job.id) {
+            span.in_scope(|| tracing::debug!(status = %job.status, "outcome recorded"));
+        }
         batch.release_lease(job.id);
         match (job.status.as_str(), job.run_at) {
             ("scheduled", Some(run_at)) => {

@@ -8,6 +8,7 @@ use persistence::jobs::{Inserted, NewJob};
 use serde::Deserialize;
 use serde_json::Value;
 use service_kit::json::Json;
+use service_kit::request_id::RequestId;
 use uuid::Uuid;
 
 use super::IndexChange;
@@ -51,6 +52,7 @@ pub async fn submit(
     writes: web::Data<job_queue::Coalescer>,
     user: AuthUser,
     req: HttpRequest,
+    request_id: RequestId,
     body: Json<SubmitJob>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -124,6 +126,7 @@ pub async fn submit(
         idempotency_key,
         created_at: now,
         updated_at: now,
+        request_id: Some(request_id.as_str().to_owned()),
     };
     let mut conn = state.conn().await?;
     let inserted = persistence::jobs::insert(&mut conn, &new).await?;

@@ -70,6 +70,48 @@ impl Env {
     /// Starts a worker process with test-friendly timings; `extra` overrides.
     pub async fn worker(&self, extra: &[(&str, &str)]) -> Running {
         let port = free_port();
+        let envs = self.worker_env(port, extra);
+        let mut worker = Running::spawn(
+            env!("CARGO_BIN_EXE_worker"),
+            &[],
+            &envs,
+            format!("http://127.0.0.1:{port}"),
+        );
+        worker
+            .wait_until_ok("/readyz", Duration::from_secs(30))
+            .await;
+        worker
+    }
+
+    /// As [`Env::worker`], with the worker's standard output and error written to `log`
+    /// (`RUST_LOG` is `info` unless `extra` says otherwise).
+    pub async fn worker_logged(&self, extra: &[(&str, &str)], log: &std::path::Path) -> Running {
+        let port = free_port();
+        let mut envs = vec![("RUST_LOG".to_owned(), "info".to_owned())];
+        envs.extend(self.worker_env(port, extra));
+        let file = std::fs::File::create(log).unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_worker"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(envs)
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut worker = Running {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+        };
+        worker
+            .wait_until_ok("/readyz", Duration::from_secs(30))
+            .await;
+        worker
+    }
+
+    /// The environment of a worker listening on `port`: test-friendly timings, then `extra`.
+    fn worker_env(&self, port: u16, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env: HashMap<String, String> = [
             ("DATABASE_URL", self.db.url().to_owned()),
             ("REDIS_URL", self.redis_url.clone()),
@@ -91,17 +133,7 @@ impl Env {
         for (k, v) in extra {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
-        let envs: Vec<(String, String)> = env.into_iter().collect();
-        let mut worker = Running::spawn(
-            env!("CARGO_BIN_EXE_worker"),
-            &[],
-            &envs,
-            format!("http://127.0.0.1:{port}"),
-        );
-        worker
-            .wait_until_ok("/readyz", Duration::from_secs(30))
-            .await;
-        worker
+        env.into_iter().collect()
     }
 
     /// Another user with a token the job service accepts.

@@ -6,6 +6,7 @@ mod email_budget;
 mod harness;
 mod idle;
 mod lifecycle;
+mod logs;
 mod races;
 mod resilience;
 mod retention;
