@@ -18,12 +18,18 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
 /// Counters and histograms not updated for this long are dropped from `/metrics` (gauges, which
 /// describe current state, are kept).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Buckets of the worker's job histograms (`worker_job_*`: start latency, run time), in seconds.
+pub const JOB_BUCKETS: [f64; 17] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    1800.0, 3600.0,
+];
 
 /// How often histogram samples are folded into their buckets, scraped or not.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -42,6 +48,13 @@ pub fn handle() -> &'static PrometheusHandle {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0, 60.0,
             ])
+            // Jobs wait and run for minutes to hours, not milliseconds.
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Prefix("worker_job_".to_owned()),
+                    &JOB_BUCKETS,
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         match builder.install_recorder() {
             Ok(handle) => {

@@ -87,6 +87,9 @@ pub async fn heartbeat(shared: &Arc<Shared>) {
 /// no attempt left); queued ones whose claim was never recorded (a claim whose answer timed
 /// out, a worker that died between claim and record) go back to the ready or scheduled set.
 pub async fn reap(shared: &Arc<Shared>) {
+    // Touched every round, so that the series exists (at 0) before the first reap.
+    let reaps = metrics::counter!("worker_lease_reaps_total");
+    reaps.increment(0);
     let expired = match shared.queue.take_expired(ROUND_MAX).await {
         Ok(ids) => ids,
         Err(error) => {
@@ -127,6 +130,7 @@ pub async fn reap(shared: &Arc<Shared>) {
             return;
         }
     };
+    reaps.increment(reaped.len() as u64);
     let mut batch = shared.queue.batch();
     for job in &reaped {
         runtime::job_span(job).in_scope(|| {

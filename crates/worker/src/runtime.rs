@@ -214,6 +214,18 @@ pub fn job_span(job: &Job) -> tracing::Span {
     )
 }
 
+/// Seconds from the moment a claimed attempt could first start to its start (`started_at`, set
+/// by the claim): from the submit for a job to run at once, from `run_at` for a scheduled job
+/// or a retry (its backoff is not waiting). `None` before the claim is recorded.
+pub fn start_latency(job: &Job) -> Option<f64> {
+    let started = job.started_at?;
+    let ready = job
+        .run_at
+        .map_or(job.created_at, |run_at| run_at.max(job.created_at));
+    let micros = (started - ready).num_microseconds().unwrap_or(i64::MAX);
+    Some(micros.max(0) as f64 / 1e6)
+}
+
 /// The index entry of a job.
 pub fn entry_of(job: &Job) -> Entry {
     Entry {
@@ -290,6 +302,10 @@ pub async fn claim_loop(shared: Arc<Shared>) {
             tracing::warn!(%error, "publishing running events failed");
         }
         for (job, permit) in claimed.into_iter().zip(permits) {
+            if let Some(latency) = start_latency(&job) {
+                metrics::histogram!("worker_job_start_latency_seconds", "type" => job.job_type.clone())
+                    .record(latency);
+            }
             let span = job_span(&job);
             span.in_scope(|| {
                 tracing::debug!(job_type = %job.job_type, "job claimed");
@@ -374,12 +390,7 @@ async fn claim_rows(
 
 /// Runs one attempt and hands its outcome to the batcher. The attempt stays in the in-flight
 /// map until the batcher has written its outcome.
-async fn execute(
-    shared: Arc<Shared>,
-    job: Job,
-    permit: OwnedSemaphorePermit,
-    span: tracing::Span,
-) {
+async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit, span: tracing::Span) {
     let token = CancellationToken::new();
     let stop = Arc::new(AtomicU8::new(0));
     let attempt = InFlight {
@@ -412,9 +423,14 @@ async fn execute(
     let outcome = run_handler(&shared, &job, &token, &stop).await;
     drop(permit);
 
+    // A failure with attempts left is `retried`; `failed` is final.
+    let counted = match &outcome {
+        Outcome::Failed(_) if job.attempts < job.max_attempts => "retried",
+        other => other.label(),
+    };
     let labels = [
         ("type", job.job_type.clone()),
-        ("outcome", outcome.label().to_owned()),
+        ("outcome", counted.to_owned()),
     ];
     metrics::counter!("worker_jobs_total", &labels).increment(1);
     metrics::histogram!("worker_job_duration_seconds", &labels[..1])

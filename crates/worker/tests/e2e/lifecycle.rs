@@ -258,3 +258,73 @@ async fn handlers_produce_their_results_and_send_email_and_metrics() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_retries_final_failures_and_start_latency_per_type() {
+    let env = Env::start().await;
+    let worker = env.worker(&[]).await;
+    let retried = env
+        .submit(json!({"type": "noop", "data": {"failTimes": 1}, "max_attempts": 2}))
+        .await;
+    let failed = env
+        .submit(json!({"type": "noop", "data": {"shouldFail": true}, "max_attempts": 1}))
+        .await;
+    // Due in 3 s: its start latency counts from `run_at`, not from the submit.
+    let run_at = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    let scheduled = env
+        .submit(json!({"type": "echo", "data": {"n": 1}, "run_at": run_at}))
+        .await;
+    env.wait_status(retried, "completed", T).await;
+    env.wait_status(failed, "failed", T).await;
+    env.wait_status(scheduled, "completed", T).await;
+
+    let wanted = [
+        ("worker_jobs_total{type=\"noop\",outcome=\"retried\"}", 1.0),
+        (
+            "worker_jobs_total{type=\"noop\",outcome=\"completed\"}",
+            1.0,
+        ),
+        ("worker_jobs_total{type=\"noop\",outcome=\"failed\"}", 1.0),
+        (
+            "worker_jobs_total{type=\"echo\",outcome=\"completed\"}",
+            1.0,
+        ),
+        // Every attempt's start: two of the retried job, one of the failed one.
+        ("worker_job_start_latency_seconds_count{type=\"noop\"}", 3.0),
+        ("worker_job_start_latency_seconds_count{type=\"echo\"}", 1.0),
+        ("worker_job_duration_seconds_count{type=\"noop\"}", 3.0),
+        ("worker_lease_reaps_total", 0.0),
+    ];
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let mut seen = Vec::new();
+        for (series, value) in wanted {
+            seen.push((series, Env::metric(&worker, series).await, value));
+        }
+        if seen.iter().all(|(_, got, want)| got == want) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = reqwest::get(format!("{}/metrics", worker.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.lines()
+            .any(|l| l.starts_with("worker_lease_reaps_total ")),
+        "the reap counter exists before any reap:\n{page}"
+    );
+    let echo_wait = Env::metric(
+        &worker,
+        "worker_job_start_latency_seconds_sum{type=\"echo\"}",
+    )
+    .await;
+    assert!(
+        (0.0..2.5).contains(&echo_wait),
+        "a scheduled job's start latency counts from its run_at: {echo_wait} s"
+    );
+}

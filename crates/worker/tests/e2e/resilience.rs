@@ -19,11 +19,13 @@ async fn a_killed_worker_s_job_completes_exactly_once_after_its_lease_expires() 
     })
     .await;
     first.kill().await;
-    let _second = env.worker(&[]).await;
+    let second = env.worker(&[]).await;
     let job = env
         .wait_status(id, "completed", Duration::from_secs(30))
         .await;
     assert_eq!(job.attempts, 2, "the killed attempt counts");
+    // The survivor's reaper took the job back, and counted it.
+    assert_eq!(Env::metric(&second, "worker_lease_reaps_total").await, 1.0);
     let runs = env.executions_of(id);
     assert_eq!(runs.iter().map(|(a, _)| *a).collect::<Vec<_>>(), vec![1, 2]);
     tokio::time::sleep(Duration::from_secs(3)).await;
