@@ -12,9 +12,10 @@
 //! - **Priority order.** Claims pop the ready set best-first and take only as many jobs as
 //!   there are free execution slots, so a worker never sits on prefetched low-priority jobs.
 //!
-//! SIGTERM: stop claiming, let running attempts finish for up to `SHUTDOWN_GRACE_SECS`, then
-//! hand the rest back (`pending`, the interrupted attempt given back so that `attempts` never
-//! exceeds `max_attempts`), write everything, exit 0.
+//! SIGTERM or SIGINT (Ctrl-C): stop claiming, say how many jobs are running, let them finish for
+//! up to `SHUTDOWN_GRACE_SECS`, then hand the rest back (`pending`, the interrupted attempt
+//! given back so that `attempts` never exceeds `max_attempts`), write everything, exit 0. A
+//! second signal hands the running jobs back at once.
 
 pub mod handlers;
 pub mod maintenance;
@@ -54,9 +55,12 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs the worker until SIGTERM or SIGINT, then shuts down gracefully.
+/// Runs the worker until SIGTERM or SIGINT, then shuts down gracefully (a second signal: at
+/// once, the running jobs handed back).
 pub async fn run(settings: Settings) -> Result<(), StartError> {
     settings.check()?;
+    // Listening from the start: a signal during start-up is a request to stop, not a kill.
+    let mut signals = Signals::listen();
     let mut pool_settings = persistence::PoolSettings::new(settings.database_url.clone());
     pool_settings.max_size = settings.db_pool_size;
     let pg = persistence::pool::build_pool(&pool_settings)?;
@@ -203,8 +207,8 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         .map(|_| tokio::spawn(runtime::claim_loop(shared.clone())))
         .collect();
 
-    wait_for_signal().await;
-    tracing::info!("shutting down: no more claims");
+    let signal = signals.recv().await;
+    tracing::info!(signal, "shutting down: no more claims");
     retention.abort();
     shared.stopping.cancel();
     for claimer in claimers {
@@ -212,26 +216,57 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     }
     shared.tracker.close();
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
-    if tokio::time::timeout(grace, shared.tracker.wait())
-        .await
-        .is_err()
-    {
-        let inflight = shared.inflight();
-        tracing::warn!(
-            count = inflight.len(),
-            "grace period over: releasing running jobs"
+    let running = shared.tracker.len();
+    if running > 0 {
+        tracing::info!(
+            running,
+            grace_secs = settings.shutdown_grace_secs,
+            "waiting for {running} running job{} (up to {}s); send SIGINT (Ctrl-C) or SIGTERM again to hand them back at once",
+            if running == 1 { "" } else { "s" },
+            settings.shutdown_grace_secs,
         );
+    }
+    let mut hurry = false;
+    let release = |why: &str| {
+        let inflight = shared.inflight();
+        tracing::warn!(count = inflight.len(), "{why}: releasing running jobs");
         for attempt in inflight.values() {
             attempt.stop(StopReason::Released);
+        }
+    };
+    tokio::select! {
+        finished = tokio::time::timeout(grace, shared.tracker.wait()) => {
+            if finished.is_err() {
+                release("grace period over");
+            }
+        }
+        signal = signals.recv() => {
+            hurry = true;
+            release(&format!("second {signal}"));
         }
     }
     shared.tracker.wait().await;
     let _ = shared.outcomes.send(ToBatcher::Stop).await;
-    // Outcomes that cannot be written (PostgreSQL down) are retried for another grace period,
-    // their leases renewed meanwhile; then shutdown gives up and their jobs run again later.
+    // Outcomes that cannot be written (PostgreSQL down) are retried for another grace period
+    // (a few seconds after a second signal), their leases renewed meanwhile; then shutdown
+    // gives up and their jobs run again later.
     let mut batcher = batcher;
-    if tokio::time::timeout(grace, &mut batcher).await.is_err() {
-        tracing::error!("outcomes still unwritten after the grace period; giving up");
+    let write_time = if hurry {
+        grace.min(HURRIED_WRITE)
+    } else {
+        grace
+    };
+    let written = tokio::select! {
+        done = tokio::time::timeout(write_time, &mut batcher) => done.is_ok(),
+        signal = signals.recv(), if !hurry => {
+            tracing::warn!(signal, "second signal: no more waiting for outcome writes");
+            tokio::time::timeout(HURRIED_WRITE, &mut batcher).await.is_ok()
+        }
+    };
+    if !written {
+        tracing::error!(
+            "outcomes still unwritten; giving up (their jobs run again when their leases expire)"
+        );
         shared.abandon.cancel();
         let _ = batcher.await;
     }
@@ -246,25 +281,63 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// How long outcomes may take to be written after a second signal.
+const HURRIED_WRITE: Duration = Duration::from_secs(3);
+
+/// The stop signals: SIGTERM and SIGINT, each delivery counted (the second one hurries).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let open = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for {name}");
+                    None
                 }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the worker");
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            Self {
+                term: open(SignalKind::terminate(), "SIGTERM"),
+                int: open(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Waits for the next stop signal and names it.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(stream: &mut Option<tokio::signal::unix::Signal>) {
+                match stream {
+                    Some(stream) => {
+                        if stream.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.term) => "SIGTERM",
+                () = next(&mut self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }

@@ -53,7 +53,11 @@ impl Drop for LogFile {
     }
 }
 
-async fn submit_with_request_id(env: &Env, request_id: Option<&str>, body: Value) -> (Uuid, String) {
+async fn submit_with_request_id(
+    env: &Env,
+    request_id: Option<&str>,
+    body: Value,
+) -> (Uuid, String) {
     let mut request = env
         .client
         .post(format!("{}/api/jobs/submit", env.base))
@@ -120,7 +124,12 @@ async fn worker_log_lines_of_a_job_carry_the_job_id_and_the_submitting_request_i
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
-    for message in ["job claimed", "attempt failed", "attempt ended", "outcome recorded"] {
+    for message in [
+        "job claimed",
+        "attempt failed",
+        "attempt ended",
+        "outcome recorded",
+    ] {
         assert!(
             lines.iter().any(|line| line["message"] == message),
             "no {message:?} line for the job; log:\n{}",
@@ -131,7 +140,10 @@ async fn worker_log_lines_of_a_job_carry_the_job_id_and_the_submitting_request_i
         assert_eq!(line["span"]["name"], "job", "{line}");
         assert_eq!(line["span"]["request_id"], request_id, "{line}");
         assert!(line["span"]["attempt"].is_i64(), "{line}");
-        assert!(line["timestamp"].is_string() && line["level"].is_string(), "{line}");
+        assert!(
+            line["timestamp"].is_string() && line["level"].is_string(),
+            "{line}"
+        );
     }
     let attempts: Vec<i64> = lines
         .iter()
@@ -141,9 +153,11 @@ async fn worker_log_lines_of_a_job_carry_the_job_id_and_the_submitting_request_i
     assert_eq!(attempts, [1, 2], "{lines:?}");
 
     // Without an incoming id, the generated one (returned in the header) is stored and logged.
-    let (other, generated) =
-        submit_with_request_id(&env, None, json!({"type": "noop"})).await;
-    assert_eq!(env.job(other).await.request_id.as_deref(), Some(generated.as_str()));
+    let (other, generated) = submit_with_request_id(&env, None, json!({"type": "noop"})).await;
+    assert_eq!(
+        env.job(other).await.request_id.as_deref(),
+        Some(generated.as_str())
+    );
     env.wait_status(other, "completed", Duration::from_secs(30))
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -159,4 +173,68 @@ async fn worker_log_lines_of_a_job_carry_the_job_id_and_the_submitting_request_i
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+fn send(worker: &test_support::process::Running, signal: &str) {
+    let pid = worker.child.id().expect("worker still running");
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_says_what_it_waits_for_and_a_second_one_stops_at_once() {
+    let env = Env::start().await;
+    let log = LogFile::new("worker-sigint");
+    let mut worker = env
+        .worker_logged(&[("SHUTDOWN_GRACE_SECS", "60")], log.path())
+        .await;
+    let id = env
+        .submit(json!({"type": "sleep", "data": {"ms": 60000}}))
+        .await;
+    env.wait_for(id, Duration::from_secs(10), |job| {
+        job.status == "running" && job.progress > 0
+    })
+    .await;
+
+    send(&worker, "INT");
+    log.wait_for(
+        "waiting for 1 running job (up to 60s)",
+        Duration::from_secs(10),
+    )
+    .await;
+    // Still waiting: the job keeps running.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(worker.child.try_wait().unwrap().is_none(), "{}", log.text());
+    assert_eq!(env.job(id).await.status, "running");
+
+    let second = tokio::time::Instant::now();
+    send(&worker, "INT");
+    let status = tokio::time::timeout(Duration::from_secs(10), worker.child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("no exit after a second SIGINT; log:\n{}", log.text()))
+        .unwrap();
+    assert!(status.success(), "{status:?}; log:\n{}", log.text());
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        second.elapsed()
+    );
+    assert!(
+        log.text().contains("second SIGINT: releasing running jobs"),
+        "{}",
+        log.text()
+    );
+    // Handed back, its interrupted attempt given back: the next worker runs it.
+    let job = env.job(id).await;
+    assert_eq!(
+        (job.status.as_str(), job.attempts),
+        ("pending", 0),
+        "{job:?}"
+    );
+    // Its port is free again.
+    let port = worker.base_url.rsplit(':').next().unwrap().to_owned();
+    assert!(std::net::TcpListener::bind(format!("127.0.0.1:{port}")).is_ok());
 }
