@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used)]
 //! `src/schema.rs` is written by hand; this test keeps it honest. It applies every migration to
 //! a fresh database and compares each table's columns (name, SQL type, nullability) with the
 //! `diesel::table!` blocks, so a migration without its schema change (or the reverse) fails the
