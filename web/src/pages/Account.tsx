@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useAuth } from '../auth/AuthContext';
-import { Field, FormError, Notice } from '../components/Field';
+import { FormError, Notice } from '../components/Field';
+import { PasswordField } from '../components/PasswordField';
 import { useForm } from '../forms/useForm';
 import { validateChangePassword } from '../forms/validation';
 import { useServices } from '../services';
@@ -53,39 +54,26 @@ export function Account() {
         {done && <Notice>Password changed. Your other sessions were signed out.</Notice>}
         <form onSubmit={onSubmit} noValidate>
           <FormError message={form.formError} />
-          <Field label="Current password" errors={form.errorsFor('current_password')}>
-            {(p) => (
-              <input
-                {...p}
-                type="password"
-                autoComplete="current-password"
-                value={current}
-                onChange={(e) => setCurrent(e.target.value)}
-              />
-            )}
-          </Field>
-          <Field label="New password" errors={form.errorsFor('new_password')} hint="8 to 72 characters.">
-            {(p) => (
-              <input
-                {...p}
-                type="password"
-                autoComplete="new-password"
-                value={next}
-                onChange={(e) => setNext(e.target.value)}
-              />
-            )}
-          </Field>
-          <Field label="Repeat the new password" errors={form.errorsFor('confirm')}>
-            {(p) => (
-              <input
-                {...p}
-                type="password"
-                autoComplete="new-password"
-                value={confirm}
-                onChange={(e) => setConfirm(e.target.value)}
-              />
-            )}
-          </Field>
+          <PasswordField
+            label="Current password"
+            errors={form.errorsFor('current_password')}
+            autoComplete="current-password"
+            value={current}
+            onChange={setCurrent}
+          />
+          <PasswordField
+            label="New password"
+            errors={form.errorsFor('new_password')}
+            hint="8 to 72 characters."
+            value={next}
+            onChange={setNext}
+          />
+          <PasswordField
+            label="Repeat the new password"
+            errors={form.errorsFor('confirm')}
+            value={confirm}
+            onChange={setConfirm}
+          />
           <button type="submit" className="button button--primary" disabled={form.busy}>
             Change password
           </button>

@@ -3,6 +3,7 @@ import { Link, useNavigate, useSearchParams } from 'react-router-dom';
 import { ApiError } from '../api/problem';
 import { useAuth } from '../auth/AuthContext';
 import { Field, FormError, Notice } from '../components/Field';
+import { PasswordField } from '../components/PasswordField';
 import { useForm } from '../forms/useForm';
 import { validateCredentials } from '../forms/validation';
 import { useServices } from '../services';
@@ -55,17 +56,13 @@ export function Login() {
             <input {...p} type="email" autoComplete="email" value={email} onChange={(e) => setEmail(e.target.value)} />
           )}
         </Field>
-        <Field label="Password" errors={form.errorsFor('password')}>
-          {(p) => (
-            <input
-              {...p}
-              type="password"
-              autoComplete="current-password"
-              value={password}
-              onChange={(e) => setPassword(e.target.value)}
-            />
-          )}
-        </Field>
+        <PasswordField
+          label="Password"
+          errors={form.errorsFor('password')}
+          autoComplete="current-password"
+          value={password}
+          onChange={setPassword}
+        />
         <button type="submit" className="button button--primary" disabled={form.busy}>
           {form.busy ? 'Signing in…' : 'Sign in'}
         </button>

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router-dom';
-import { Field, FormError } from '../components/Field';
+import { FormError } from '../components/Field';
+import { PasswordField } from '../components/PasswordField';
 import { useForm } from '../forms/useForm';
 import { validateReset } from '../forms/validation';
 import { useServices } from '../services';
@@ -41,28 +42,19 @@ export function ResetPassword() {
       <h1>Choose a new password</h1>
       <form onSubmit={onSubmit} noValidate>
         <FormError message={form.formError} />
-        <Field label="New password" errors={form.errorsFor('password')} hint="8 to 72 characters. Every session is signed out.">
-          {(p) => (
-            <input
-              {...p}
-              type="password"
-              autoComplete="new-password"
-              value={password}
-              onChange={(e) => setPassword(e.target.value)}
-            />
-          )}
-        </Field>
-        <Field label="Repeat the new password" errors={form.errorsFor('confirm')}>
-          {(p) => (
-            <input
-              {...p}
-              type="password"
-              autoComplete="new-password"
-              value={confirm}
-              onChange={(e) => setConfirm(e.target.value)}
-            />
-          )}
-        </Field>
+        <PasswordField
+          label="New password"
+          errors={form.errorsFor('password')}
+          hint="8 to 72 characters. Every session is signed out."
+          value={password}
+          onChange={setPassword}
+        />
+        <PasswordField
+          label="Repeat the new password"
+          errors={form.errorsFor('confirm')}
+          value={confirm}
+          onChange={setConfirm}
+        />
         <button type="submit" className="button button--primary" disabled={form.busy}>
           Set the new password
         </button>

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate } from 'react-router-dom';
 import { Field, FormError } from '../components/Field';
+import { PasswordField } from '../components/PasswordField';
 import { useForm } from '../forms/useForm';
 import { validateSignup } from '../forms/validation';
 import { useServices } from '../services';
@@ -34,28 +35,19 @@ export function Signup() {
             <input {...p} type="email" autoComplete="email" value={email} onChange={(e) => setEmail(e.target.value)} />
           )}
         </Field>
-        <Field label="Password" errors={form.errorsFor('password')} hint="8 to 72 characters.">
-          {(p) => (
-            <input
-              {...p}
-              type="password"
-              autoComplete="new-password"
-              value={password}
-              onChange={(e) => setPassword(e.target.value)}
-            />
-          )}
-        </Field>
-        <Field label="Repeat the password" errors={form.errorsFor('confirm')}>
-          {(p) => (
-            <input
-              {...p}
-              type="password"
-              autoComplete="new-password"
-              value={confirm}
-              onChange={(e) => setConfirm(e.target.value)}
-            />
-          )}
-        </Field>
+        <PasswordField
+          label="Password"
+          errors={form.errorsFor('password')}
+          hint="8 to 72 characters."
+          value={password}
+          onChange={setPassword}
+        />
+        <PasswordField
+          label="Repeat the password"
+          errors={form.errorsFor('confirm')}
+          value={confirm}
+          onChange={setConfirm}
+        />
         <button type="submit" className="button button--primary" disabled={form.busy}>
           {form.busy ? 'Creating…' : 'Create account'}
         </button>
