@@ -70,9 +70,32 @@ pub struct JobPage {
 )]
 struct ApiDoc;
 
-/// The document, every answer described ([`service_kit::openapi::finish`]).
+/// The document, every answer described ([`service_kit::openapi::finish`]). Every route needs
+/// an access token: the auth service's `Authorization: Bearer` header or its `access_token`
+/// cookie (the document's top-level security).
 pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
     let mut doc = ApiDoc::openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("access_token"))),
+    );
+    doc.security = Some(vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("cookie", Vec::<String>::new()),
+    ]);
     service_kit::openapi::finish(&mut doc);
     doc
 }

@@ -182,8 +182,119 @@ pub fn configure_errors(cfg: &mut web::ServiceConfig) {
     .app_data(web::PayloadConfig::new(crate::json::MAX_BODY_BYTES));
 }
 
-/// The answer for any route that does not exist.
+/// The documented routes (from the OpenAPI document) and their methods, so that a request
+/// for a known path with another method gets 405 and an `Allow` header rather than 404.
+#[derive(Debug, Clone, Default)]
+pub struct KnownRoutes(Vec<(Vec<Segment>, Vec<Method>)>);
+
+/// One segment of a path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Parameter,
+}
+
+impl KnownRoutes {
+    /// The routes of `doc`.
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let segments = template
+                    .split('/')
+                    .map(|part| {
+                        if part.starts_with('{') && part.ends_with('}') {
+                            Segment::Parameter
+                        } else {
+                            Segment::Literal(part.to_owned())
+                        }
+                    })
+                    .collect();
+                let methods = [
+                    (Method::GET, item.get.is_some()),
+                    (Method::PUT, item.put.is_some()),
+                    (Method::POST, item.post.is_some()),
+                    (Method::DELETE, item.delete.is_some()),
+                    (Method::PATCH, item.patch.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(method, present)| present.then_some(method))
+                .collect();
+                (segments, methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    /// The methods of the most specific documented route that `path` matches (a literal
+    /// segment beats a parameter), `None` when no route matches.
+    pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut best: Option<(usize, Vec<Method>)> = None;
+        for (segments, methods) in &self.0 {
+            if segments.len() != parts.len() {
+                continue;
+            }
+            let matches = segments
+                .iter()
+                .zip(&parts)
+                .all(|(segment, part)| match segment {
+                    Segment::Literal(literal) => literal == part,
+                    Segment::Parameter => !part.is_empty(),
+                });
+            if !matches {
+                continue;
+            }
+            let parameters = segments
+                .iter()
+                .filter(|s| **s == Segment::Parameter)
+                .count();
+            match &mut best {
+                Some((fewest, found)) if parameters == *fewest => {
+                    for method in methods {
+                        if !found.contains(method) {
+                            found.push(method.clone());
+                        }
+                    }
+                }
+                Some((fewest, _)) if parameters > *fewest => {}
+                _ => best = Some((parameters, methods.clone())),
+            }
+        }
+        best.map(|(_, methods)| methods)
+    }
+}
+
+/// The answer for any route that does not exist: 405 with `Allow` for a documented path
+/// (see [`KnownRoutes`], registered by [`configure_docs`]) asked with another method, else 404.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let allowed = req
+        .app_data::<web::Data<KnownRoutes>>()
+        .and_then(|routes| routes.allowed(req.path()))
+        .filter(|methods| !methods.is_empty() && !methods.contains(req.method()));
+    if let Some(methods) = allowed {
+        let allow = methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut response = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not allowed on {}; it takes {allow}.",
+                req.method(),
+                req.path()
+            ),
+        )
+        .to_response();
+        if let Ok(value) = header::HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        return response;
+    }
     Problem::not_found(format!(
         "No route for {} {}; see /docs for the API.",
         req.method(),
@@ -193,8 +304,10 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// Serves the OpenAPI document at `/api-docs/openapi.json` and Swagger UI at `/docs`
-/// (bundled: it works offline).
+/// (bundled: it works offline), and registers the document's [`KnownRoutes`] for
+/// [`not_found`].
 pub fn configure_docs(cfg: &mut web::ServiceConfig, openapi: utoipa::openapi::OpenApi) {
+    cfg.app_data(web::Data::new(KnownRoutes::from_openapi(&openapi)));
     let openapi = Rc::new(openapi);
     cfg.service(
         utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
@@ -208,4 +321,40 @@ pub fn configure_docs(cfg: &mut web::ServiceConfig, openapi: utoipa::openapi::Op
                 .finish()
         }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi as _;
+
+    use super::*;
+
+    #[utoipa::path(post, path = "/api/jobs/submit", responses((status = 201)))]
+    #[expect(dead_code, reason = "documentation only")]
+    fn submit() {}
+
+    #[utoipa::path(get, path = "/api/jobs/{id}", responses((status = 200)))]
+    #[expect(dead_code, reason = "documentation only")]
+    fn get() {}
+
+    #[utoipa::path(delete, path = "/api/jobs/{id}", responses((status = 204)))]
+    #[expect(dead_code, reason = "documentation only")]
+    fn delete() {}
+
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(submit, get, delete))]
+    struct Doc;
+
+    #[test]
+    fn known_routes_name_the_methods_of_the_most_specific_path() {
+        let routes = KnownRoutes::from_openapi(&Doc::openapi());
+        assert_eq!(routes.allowed("/api/jobs/submit"), Some(vec![Method::POST]));
+        assert_eq!(
+            routes.allowed("/api/jobs/0193a1c2"),
+            Some(vec![Method::GET, Method::DELETE])
+        );
+        assert_eq!(routes.allowed("/api/jobs/"), None);
+        assert_eq!(routes.allowed("/api/jobs/a/b"), None);
+        assert_eq!(routes.allowed("/elsewhere"), None);
+    }
 }

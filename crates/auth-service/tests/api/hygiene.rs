@@ -73,16 +73,34 @@ async fn unknown_routes_are_problem_documents() {
     )
     .await;
     assert!(body["detail"].as_str().unwrap().contains("/api/auth/nope"));
-    assert_problem(
-        app.client
-            .get(app.url("/api/auth/login"))
+    // A documented route asked with another method: 405 naming the methods it takes.
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::TRACE,
+        reqwest::Method::PUT,
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url("/api/auth/login"))
             .send()
             .await
-            .unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
+            .unwrap();
+        assert_eq!(
+            response.headers().get("allow").map(|v| v.to_str().unwrap()),
+            Some("POST"),
+            "{method}"
+        );
+        let body = assert_problem(response, 405, "method_not_allowed").await;
+        assert!(body["detail"].as_str().unwrap().contains("POST"), "{body}");
+    }
+    let response = app
+        .client
+        .delete(app.url("/api/auth/verify/some-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_problem(response, 405, "method_not_allowed").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -285,11 +303,16 @@ async fn made_up_methods_and_paths_create_no_metric_series() {
             } else {
                 app.client.get(app.url(&format!("/unknown/path{i}")))
             };
-            request.send().await.unwrap().status().as_u16()
+            let expected = if i % 2 == 0 { 405 } else { 404 };
+            (request.send().await.unwrap().status().as_u16(), expected)
         }
     });
-    let statuses: Vec<u16> = requests.buffer_unordered(16).collect().await;
-    assert!(statuses.iter().all(|s| *s == 404), "{statuses:?}");
+    let statuses: Vec<(u16, u16)> = requests.buffer_unordered(16).collect().await;
+    // A made-up method on a real route: 405; an unknown path: 404.
+    assert!(
+        statuses.iter().all(|(got, want)| got == want),
+        "{statuses:?}"
+    );
 
     let text = app
         .client
