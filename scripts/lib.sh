@@ -316,6 +316,67 @@ tv_stop_pids() {
   done
 }
 
+# tv_worker_waiting LOG OFFSET: the last "waiting for N running jobs (up to Ns)" the worker wrote
+# to LOG after byte OFFSET (its shutdown line), if any.
+tv_worker_waiting() {
+  tail -c +$(($2 + 1)) "$1" 2>/dev/null |
+    grep -o 'waiting for [0-9]* running jobs\{0,1\} (up to [0-9]*s)' | tail -n 1 || true
+}
+
+# tv_stop_gracefully TIMEOUT NAME:PID...: SIGTERM each and wait up to TIMEOUT seconds, saying what
+# is waited for: the processes, and the worker's running jobs (read from $TV_LOG_DIR/worker.log,
+# or TV_WORKER_LOG). A Ctrl-C (SIGINT) or SIGTERM meanwhile stops everything at once: SIGTERM
+# again (the worker then hands its running jobs back at once), and SIGKILL for whatever is still
+# there TV_HURRY_SECS (3) seconds later. Returns when every process is gone. The caller's INT
+# and TERM traps are replaced while it runs; set them again after it if needed.
+tv_stop_gracefully() {
+  local timeout=$1 hurry_secs=${TV_HURRY_SECS:-3}
+  shift
+  local log=${TV_WORKER_LOG:-$TV_LOG_DIR/worker.log} from=0 said= hurried= killed= note entry deadline
+  local -a alive names=()
+  TV_HURRY=
+  [[ -f $log ]] && from=$(wc -c <"$log")
+  trap 'TV_HURRY=1' INT TERM
+  for entry in "$@"; do
+    names+=("${entry%%:*}")
+    tv_pid_is "${entry##*:}" "${entry%%:*}" && kill -TERM "${entry##*:}" 2>/dev/null
+  done
+  tv_say "waiting for ${names[*]} to stop (up to ${timeout}s; Ctrl-C stops at once)"
+  deadline=$((SECONDS + timeout))
+  while :; do
+    alive=()
+    for entry in "$@"; do
+      tv_pid_is "${entry##*:}" "${entry%%:*}" && alive+=("$entry")
+    done
+    ((${#alive[@]} == 0)) && break
+    if [[ -z $said ]]; then
+      note=$(tv_worker_waiting "$log" "$from")
+      if [[ -n $note ]]; then
+        tv_say "worker: $note; Ctrl-C hands them back and stops at once"
+        said=1
+      fi
+    fi
+    if [[ -n $TV_HURRY && -z $hurried ]]; then
+      hurried=1
+      tv_say "stopping ${alive[*]%%:*} at once"
+      for entry in "${alive[@]}"; do kill -TERM "${entry##*:}" 2>/dev/null || true; done
+      ((SECONDS + hurry_secs < deadline)) && deadline=$((SECONDS + hurry_secs))
+    fi
+    if ((SECONDS >= deadline)); then
+      [[ -n $killed ]] && break # not even SIGKILL helped (uninterruptible I/O): give up
+      killed=1
+      for entry in "${alive[@]}"; do
+        tv_say "${entry%%:*} (pid ${entry##*:}) did not stop in time: killing it"
+        kill -KILL "${entry##*:}" 2>/dev/null || true
+      done
+      deadline=$((SECONDS + 5)) # for the kill to take effect
+      hurried=1
+    fi
+    sleep 0.2
+  done
+  trap - INT TERM
+}
+
 # ---------------------------------------------------------------------------- libfaketime
 
 # ensure_faketime: a test runs a worker whose clock is wrong (LD_PRELOAD of libfaketime);
