@@ -14,6 +14,7 @@
     reason = "test harness: a failure should stop the test loudly"
 )]
 
+pub mod deploy;
 pub mod process;
 pub mod smtp;
 

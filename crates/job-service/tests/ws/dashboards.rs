@@ -6,168 +6,17 @@
 //! service's `/metrics` page shows all three; the worker's metrics must also be on the page its
 //! own listener serves, the one Prometheus scrapes for a worker pod. A short session makes
 //! every metric appear: sign-in attempts, requests, a socket receiving a job's updates, jobs
-//! run, retried and failed, and the reaper's rounds.
+//! run, retried and failed, and the reaper's rounds. (The worker binary, in its own process, is
+//! checked the same way by the worker crate's tests.) The queries are read and parsed by
+//! `test_support::deploy`.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use domain::Role;
-use serde_json::{Value, json};
+use serde_json::json;
+use test_support::deploy::{exported, wanted_metrics};
 
 use crate::helpers::Stack;
-
-fn deploy_file(path: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy")
-        .join(path);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The PromQL queries of the dashboard's panels.
-fn dashboard_queries() -> Vec<String> {
-    let dashboard: Value = serde_json::from_str(&deploy_file("grafana/taskvault.json")).unwrap();
-    let queries: Vec<String> = dashboard["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
-        .map(|target| target["expr"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(queries.len() >= 10, "{queries:?}");
-    queries
-}
-
-/// The `expr:` lines of the alert rules (each on one line, as the file's header asks).
-fn alert_queries() -> Vec<String> {
-    let queries: Vec<String> = deploy_file("k8s/alerts.yaml")
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("expr:"))
-        .map(|expr| expr.trim().to_owned())
-        .collect();
-    assert!(queries.len() >= 5, "{queries:?}");
-    queries
-}
-
-/// Metric names in a PromQL query: identifiers that are not functions, keywords, label names
-/// or durations.
-fn metric_names(query: &str) -> BTreeSet<String> {
-    let mut text = String::new();
-    // Drop label matchers `{...}`, ranges `[...]` and strings.
-    let mut depth = 0;
-    let mut in_string = false;
-    for c in query.chars() {
-        match c {
-            '"' => in_string = !in_string,
-            '{' | '[' if !in_string => depth += 1,
-            '}' | ']' if !in_string => depth -= 1,
-            _ if in_string || depth > 0 => {}
-            _ => text.push(c),
-        }
-        if depth > 0 || in_string {
-            continue;
-        }
-        if matches!(c, '}' | ']' | '"') {
-            text.push(' ');
-        }
-    }
-    // Aggregations may be followed by `by (...)` rather than by their parenthesis.
-    const AGGREGATIONS: &[&str] = &[
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "count",
-        "group",
-        "stddev",
-        "stdvar",
-        "topk",
-        "bottomk",
-        "quantile",
-        "count_values",
-    ];
-    const KEYWORDS: &[&str] = &[
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "bool",
-        "and",
-        "or",
-        "unless",
-        "offset",
-    ];
-    let mut names = BTreeSet::new();
-    let mut skip_group = false;
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_ascii_alphabetic() || c == '_' {
-            let start = i;
-            while i < chars.len()
-                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
-            {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            let next = chars[i..].iter().find(|c| !c.is_whitespace());
-            if KEYWORDS.contains(&word.as_str()) {
-                // `by (le, type)`: the parenthesised names are labels.
-                skip_group = matches!(
-                    word.as_str(),
-                    "by" | "without" | "on" | "ignoring" | "group_left" | "group_right"
-                );
-            } else if next != Some(&'(') && !AGGREGATIONS.contains(&word.as_str()) {
-                names.insert(word);
-            }
-            continue;
-        }
-        if c == '(' && skip_group {
-            while i < chars.len() && chars[i] != ')' {
-                i += 1;
-            }
-            skip_group = false;
-        }
-        if c.is_ascii_digit() || c == '.' {
-            // Numbers such as 0.99 or 1e-9.
-            while i < chars.len()
-                && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '.' | '-'))
-            {
-                i += 1;
-            }
-            continue;
-        }
-        i += 1;
-    }
-    names
-}
-
-/// Metric names on a Prometheus text page.
-fn exported(page: &str) -> BTreeSet<String> {
-    page.lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .filter_map(|line| line.split(['{', ' ']).next())
-        .map(str::to_owned)
-        .collect()
-}
-
-#[test]
-fn metric_names_are_read_from_queries() {
-    assert_eq!(
-        metric_names(
-            r#"histogram_quantile(0.99, sum by (le, route) (rate(http_request_duration_seconds_bucket{status=~"5.."}[$__rate_interval])))"#
-        ),
-        BTreeSet::from(["http_request_duration_seconds_bucket".to_owned()])
-    );
-    assert_eq!(
-        metric_names(
-            r#"sum(rate(a_total{x="y"}[5m])) / clamp_min(sum(rate(b_total[5m])), 1e-9) > 0.2 and max(c) > 1000"#
-        ),
-        BTreeSet::from(["a_total".to_owned(), "b_total".to_owned(), "c".to_owned()])
-    );
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shipped_dashboards_and_alerts_name_only_exported_metrics() {
@@ -242,13 +91,7 @@ async fn shipped_dashboards_and_alerts_name_only_exported_metrics() {
         .submit(0, &user, json!({"type": "noop", "run_at": later}))
         .await;
 
-    let wanted: BTreeSet<String> = dashboard_queries()
-        .iter()
-        .chain(&alert_queries())
-        .flat_map(|query| metric_names(query))
-        // Exported by kube-state-metrics, not by Task Vault.
-        .filter(|name| !name.starts_with("kube_"))
-        .collect();
+    let wanted = wanted_metrics();
     // The worker's own metrics: on its listener.
     let from_worker = |name: &String| name.starts_with("worker_") || name == "queue_depth";
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -328,3 +328,49 @@ async fn metrics_count_retries_final_failures_and_start_latency_per_type() {
         "a scheduled job's start latency counts from its run_at: {echo_wait} s"
     );
 }
+
+/// The worker binary's own metrics listener (`METRICS_ADDR`, what Prometheus scrapes in a worker
+/// pod) exports every worker metric that the shipped Grafana dashboard and alert rules name.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_binary_exports_every_worker_metric_that_deploy_names() {
+    use test_support::deploy::{exported, wanted_metrics};
+
+    let env = Env::start().await;
+    let metrics_addr = format!("127.0.0.1:{}", test_support::free_port());
+    let _worker = env.worker(&[("METRICS_ADDR", &metrics_addr)]).await;
+    let done = env.submit(json!({"type": "noop"})).await;
+    let retried = env
+        .submit(json!({"type": "noop", "data": {"failTimes": 1}, "max_attempts": 2}))
+        .await;
+    let failed = env
+        .submit(json!({"type": "noop", "data": {"shouldFail": true}, "max_attempts": 1}))
+        .await;
+    env.wait_status(done, "completed", T).await;
+    env.wait_status(retried, "completed", T).await;
+    env.wait_status(failed, "failed", T).await;
+
+    let wanted: Vec<String> = wanted_metrics()
+        .into_iter()
+        .filter(|name| name.starts_with("worker_") || name == "queue_depth")
+        .collect();
+    assert!(wanted.len() >= 5, "{wanted:?}");
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let page = reqwest::get(format!("http://{metrics_addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let have = exported(&page);
+        let missing: Vec<&String> = wanted.iter().filter(|name| !have.contains(*name)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deploy/ names worker metrics the worker does not export: {missing:?}\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
