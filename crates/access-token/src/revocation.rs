@@ -1,21 +1,20 @@
 //! The Redis-backed list of revoked sessions.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::Pool;
 use deadpool_redis::redis;
 use domain::SessionId;
-use tokio::sync::OnceCell;
+use moka::future::Cache;
 
 /// How long an "is not revoked" answer is reused without asking Redis again.
 const NOT_REVOKED_CACHE_TTL: Duration = Duration::from_secs(1);
 
-/// Past this many cached answers, stale ones are dropped (and, if that is not enough, all).
-const MAX_CACHED_SESSIONS: usize = 100_000;
+/// Most answers cached; past this the least used are evicted.
+const MAX_CACHED_SESSIONS: u64 = 100_000;
 
 /// Redis could not be reached or answered with an error.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +28,9 @@ pub enum RevocationError {
     /// Redis had lost the list and the record could not be read to restore it.
     #[error("cannot read the revocation record: {0}")]
     Record(String),
+    /// The Redis question that concurrent checks of the same session shared failed.
+    #[error(transparent)]
+    Shared(#[from] Arc<RevocationError>),
 }
 
 /// What [`RevocationRecord::revoked_within`] answers: each session revoked, with how long ago;
@@ -68,27 +70,37 @@ struct Inner {
     pool: Pool,
     key_prefix: String,
     remember_for: Duration,
-    cache: Mutex<HashMap<SessionId, CacheEntry>>,
+    /// Cached answers: "revoked" for `remember_for`, "not revoked" for
+    /// [`NOT_REVOKED_CACHE_TTL`]; concurrent checks of one session share one Redis request.
+    cache: Cache<SessionId, bool>,
     record: OnceLock<Arc<dyn RevocationRecord>>,
     /// Held while the list is restored from the record, so one task does it.
     reseeding: tokio::sync::Mutex<()>,
 }
 
-/// A cached answer, or one being fetched (the cell is shared so concurrent checks of one
-/// session make a single Redis request).
-struct CacheEntry {
-    asked_at: Instant,
-    revoked: Arc<OnceCell<bool>>,
+/// How long each cached answer lives: a revocation as long as it matters, a "not revoked"
+/// answer only briefly.
+struct AnswerLifetime {
+    remember_for: Duration,
 }
 
-impl CacheEntry {
-    fn is_fresh(&self, remember_for: Duration) -> bool {
-        let age = self.asked_at.elapsed();
-        match self.revoked.get() {
-            Some(true) => age < remember_for,
-            // Not revoked, or still being asked.
-            Some(false) | None => age < NOT_REVOKED_CACHE_TTL,
-        }
+impl moka::Expiry<SessionId, bool> for AnswerLifetime {
+    fn expire_after_create(&self, _: &SessionId, revoked: &bool, _: Instant) -> Option<Duration> {
+        Some(if *revoked {
+            self.remember_for
+        } else {
+            NOT_REVOKED_CACHE_TTL
+        })
+    }
+
+    fn expire_after_update(
+        &self,
+        sid: &SessionId,
+        revoked: &bool,
+        at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(sid, revoked, at)
     }
 }
 
@@ -112,12 +124,16 @@ impl RevocationList {
     /// revocation for `remember_for` (the access-token lifetime) plus the verifiers'
     /// [`crate::LEEWAY_SECS`]: as long as any token of the session can be accepted.
     pub fn new(pool: Pool, key_prefix: String, remember_for: Duration) -> Self {
+        let remember_for = remember_for + Duration::from_secs(crate::LEEWAY_SECS);
         Self {
             inner: Arc::new(Inner {
                 pool,
                 key_prefix,
-                remember_for: remember_for + Duration::from_secs(crate::LEEWAY_SECS),
-                cache: Mutex::new(HashMap::new()),
+                remember_for,
+                cache: Cache::builder()
+                    .max_capacity(MAX_CACHED_SESSIONS)
+                    .expire_after(AnswerLifetime { remember_for })
+                    .build(),
                 record: OnceLock::new(),
                 reseeding: tokio::sync::Mutex::new(()),
             }),
@@ -146,7 +162,7 @@ impl RevocationList {
                 return;
             };
             tracing::warn!(%error, count = sids.len(), "cannot store revocations in Redis; retrying in the background");
-            list.remember_revoked(&sids);
+            list.remember_revoked(&sids).await;
             tokio::spawn(async move {
                 let started = Instant::now();
                 let mut delay = RETRY_FIRST_DELAY;
@@ -190,53 +206,21 @@ impl RevocationList {
         }
         let mut conn = self.inner.pool.get().await?;
         pipe.query_async::<()>(&mut conn).await?;
-        self.remember_revoked(sids);
+        self.remember_revoked(sids).await;
         Ok(())
     }
 
     /// Caches `sids` as revoked in this process.
-    fn remember_revoked(&self, sids: &[SessionId]) {
-        let mut cache = self.cache();
+    async fn remember_revoked(&self, sids: &[SessionId]) {
         for sid in sids {
-            cache.insert(
-                *sid,
-                CacheEntry {
-                    asked_at: Instant::now(),
-                    revoked: Arc::new(OnceCell::new_with(Some(true))),
-                },
-            );
+            self.inner.cache.insert(*sid, true).await;
         }
     }
 
     /// Whether `sid` has been revoked (Redis `EXISTS`, behind the in-process cache described
     /// on [`RevocationList`]).
     pub async fn is_revoked(&self, sid: SessionId) -> Result<bool, RevocationError> {
-        let cell = {
-            let mut cache = self.cache();
-            match cache.get(&sid) {
-                Some(entry) if entry.is_fresh(self.inner.remember_for) => entry.revoked.clone(),
-                _ => {
-                    if cache.len() >= MAX_CACHED_SESSIONS {
-                        let remember_for = self.inner.remember_for;
-                        cache.retain(|_, entry| entry.is_fresh(remember_for));
-                        if cache.len() >= MAX_CACHED_SESSIONS {
-                            cache.clear();
-                        }
-                    }
-                    let cell = Arc::new(OnceCell::new());
-                    cache.insert(
-                        sid,
-                        CacheEntry {
-                            asked_at: Instant::now(),
-                            revoked: cell.clone(),
-                        },
-                    );
-                    cell
-                }
-            }
-        };
-        let revoked = cell.get_or_try_init(|| self.exists(sid)).await?;
-        Ok(*revoked)
+        Ok(self.inner.cache.try_get_with(sid, self.exists(sid)).await?)
     }
 
     /// Asks Redis; when a record backs the list and Redis has lost the list, restores it
@@ -322,13 +306,6 @@ impl RevocationList {
     fn ttl_secs(&self) -> u64 {
         let d = self.inner.remember_for;
         (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, CacheEntry>> {
-        self.inner
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -1,6 +1,5 @@
 //! Verifying access tokens against a static key set or the auth service's JWKS.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -49,8 +48,8 @@ const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// withdrawn from the auth service's JWKS stops being trusted soon after the verifier notices.
 pub const VERIFIED_TOKEN_TTL: Duration = Duration::from_secs(60);
 
-/// Most tokens remembered as verified; past this the cache is pruned.
-const VERIFIED_TOKENS_MAX: usize = 50_000;
+/// Most tokens remembered as verified; past this the least used are evicted.
+const VERIFIED_TOKENS_MAX: u64 = 50_000;
 
 /// The claims every access token must carry.
 const REQUIRED_CLAIMS: [&str; 8] = ["sub", "role", "sid", "typ", "iss", "aud", "iat", "exp"];
@@ -67,7 +66,8 @@ pub struct Verifier {
     revocations: Option<RevocationList>,
     /// A `kid` refused whatever the key set says (the public development key in production).
     refused_kid: Option<Arc<str>>,
-    verified: Arc<Mutex<HashMap<String, (Claims, Instant)>>>,
+    /// Tokens whose signature passed, for [`VERIFIED_TOKEN_TTL`].
+    verified: moka::sync::Cache<String, Claims>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -148,7 +148,7 @@ impl Verifier {
     pub fn refusing_development_key(mut self) -> Self {
         self.refused_kid = Some(Arc::from(crate::SigningKey::development().kid()));
         // Tokens the clone this came from accepted must be checked again.
-        self.verified = Arc::new(Mutex::new(HashMap::new()));
+        self.verified = verified_cache();
         self
     }
 
@@ -174,7 +174,7 @@ impl Verifier {
             keys: Arc::new(keys),
             revocations: None,
             refused_kid: None,
-            verified: Arc::new(Mutex::new(HashMap::new())),
+            verified: verified_cache(),
         }
     }
 
@@ -215,28 +215,15 @@ impl Verifier {
         Ok(claims)
     }
 
-    fn verified(&self) -> MutexGuard<'_, HashMap<String, (Claims, Instant)>> {
-        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn remembered(&self, token: &str) -> Option<Claims> {
         let now = unix_now();
-        self.verified()
+        self.verified
             .get(token)
-            .filter(|(claims, at)| still_good(claims, *at, now))
-            .map(|(claims, _)| claims.clone())
+            .filter(|claims| claims.exp.saturating_add(LEEWAY_SECS as i64) > now)
     }
 
     fn remember(&self, token: &str, claims: &Claims) {
-        let mut verified = self.verified();
-        if verified.len() >= VERIFIED_TOKENS_MAX {
-            let now = unix_now();
-            verified.retain(|_, (claims, at)| still_good(claims, *at, now));
-            if verified.len() >= VERIFIED_TOKENS_MAX {
-                verified.clear();
-            }
-        }
-        verified.insert(token.to_owned(), (claims.clone(), Instant::now()));
+        self.verified.insert(token.to_owned(), claims.clone());
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, VerifyError> {
@@ -249,9 +236,11 @@ impl Verifier {
 
 /// Checks the JWS shape and the header's `alg`, and returns its `kid`.
 /// A remembered verification is reused while young and while the token has not expired.
-fn still_good(claims: &Claims, verified_at: Instant, now: i64) -> bool {
-    verified_at.elapsed() < VERIFIED_TOKEN_TTL
-        && claims.exp.saturating_add(LEEWAY_SECS as i64) > now
+fn verified_cache() -> moka::sync::Cache<String, Claims> {
+    moka::sync::Cache::builder()
+        .max_capacity(VERIFIED_TOKENS_MAX)
+        .time_to_live(VERIFIED_TOKEN_TTL)
+        .build()
 }
 
 fn read_header(token: &str) -> Result<String, VerifyError> {
