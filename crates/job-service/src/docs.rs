@@ -45,6 +45,39 @@ pub struct JobPage {
     next_cursor: Option<String>,
 }
 
+/// The level of a job log line.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum JobLogLevel {
+    /// Detail.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something odd, not fatal.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+/// One line of a job's log.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct JobLogLine {
+    /// When the handler wrote it (the worker's clock).
+    at: chrono::DateTime<chrono::Utc>,
+    /// The attempt that wrote it (1 for the first).
+    attempt: i32,
+    level: JobLogLevel,
+    message: String,
+}
+
+/// `{"lines": [...]}`: a job's newest 1,000 log lines, oldest first.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct JobLogs {
+    lines: Vec<JobLogLine>,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -56,6 +89,7 @@ pub struct JobPage {
         crate::routes::list::list_own,
         crate::routes::list::list_all,
         crate::routes::get::get,
+        crate::routes::logs::logs,
         crate::routes::cancel::cancel,
         crate::routes::retry::retry,
         crate::routes::stats::stats,
@@ -64,6 +98,9 @@ pub struct JobPage {
         Job,
         JobEnvelope,
         JobPage,
+        JobLogs,
+        JobLogLine,
+        JobLogLevel,
         service_kit::Problem,
         crate::routes::submit::SubmitJob
     ))

@@ -7,6 +7,7 @@
 pub mod email_tokens;
 pub mod error;
 pub mod job_limits;
+pub mod job_logs;
 pub mod jobs;
 pub mod migrate;
 pub mod otp_codes;

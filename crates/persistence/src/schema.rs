@@ -96,3 +96,17 @@ diesel::table! {
 
 diesel::joinable!(jobs -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(jobs, users);
+
+diesel::table! {
+    job_logs (job_id, id) {
+        id -> Int8,
+        job_id -> Uuid,
+        at -> Timestamptz,
+        attempt -> Int4,
+        level -> Text,
+        message -> Text,
+    }
+}
+
+diesel::joinable!(job_logs -> jobs (job_id));
+diesel::allow_tables_to_appear_in_same_query!(job_logs, jobs);

@@ -18,6 +18,7 @@
 //! second signal hands the running jobs back at once.
 
 pub mod handlers;
+pub mod logs;
 pub mod maintenance;
 pub mod runtime;
 pub mod settings;
@@ -147,6 +148,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         stopping: CancellationToken::new(),
         abandon: CancellationToken::new(),
         tracker: TaskTracker::new(),
+        logs: Arc::new(logs::LogBuffer::default()),
         settings,
     });
     let settings = &shared.settings;
@@ -186,6 +188,11 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
                 let s = s.clone();
                 async move { maintenance::reconcile(&s).await }
             },
+        ));
+        maintenance.spawn(logs::flush_loop(
+            shared.logs.clone(),
+            shared.pg.clone(),
+            maintenance_stop.clone(),
         ));
         let s = shared.clone();
         maintenance.spawn(maintenance::every(

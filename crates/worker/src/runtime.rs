@@ -39,7 +39,7 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::Settings;
-use crate::handlers::{JobContext, ProgressSink, Registry, injected_failure};
+use crate::handlers::{JobContext, LogLevel, ProgressSink, Registry, injected_failure};
 
 /// Why a running attempt was stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +155,8 @@ pub struct Shared {
     pub abandon: CancellationToken,
     /// The execution tasks.
     pub tracker: TaskTracker,
+    /// Job log lines waiting to be written.
+    pub logs: Arc<crate::logs::LogBuffer>,
 }
 
 impl Shared {
@@ -437,6 +439,13 @@ async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit, sp
         .record(started.elapsed().as_secs_f64());
     if let Outcome::Failed(error) = &outcome {
         tracing::info!(%error, "attempt failed");
+        // Why it failed, in the job's own log too (written before the outcome: see `flush`).
+        shared.logs.push(
+            job.id,
+            job.attempts,
+            LogLevel::Error,
+            format!("attempt {} failed: {error}", job.attempts),
+        );
     }
     tracing::debug!(
         outcome = outcome.label(),
@@ -486,6 +495,7 @@ async fn run_handler(
             fence: job.fence,
             last: Mutex::new((0, Instant::now())),
         }),
+        logs: shared.logs.clone(),
     };
     let limit = Duration::from_secs(shared.settings.job_timeout_secs);
     let stopped = || Outcome::Stopped(StopReason::from_u8(stop.load(Ordering::SeqCst)));
@@ -590,8 +600,11 @@ pub async fn batcher(shared: Arc<Shared>, mut rx: mpsc::Receiver<ToBatcher>) {
     while tasks.join_next().await.is_some() {}
 }
 
-/// Writes a batch of outcomes: one fenced SQL statement, one Redis pipeline.
+/// Writes a batch of outcomes: one fenced SQL statement, one Redis pipeline (after one statement
+/// for the log lines buffered so far, when there are any).
 async fn flush(shared: &Shared, done: Vec<Done>) {
+    // The attempts' log lines first, so that a job seen finished has its whole log.
+    shared.logs.flush(&shared.pg).await;
     let settings = &shared.settings;
     let keys: Vec<(Uuid, i64)> = done.iter().map(|d| (d.job.id, d.job.fence)).collect();
     let mut outcomes = Vec::with_capacity(done.len());

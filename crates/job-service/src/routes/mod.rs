@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod get;
 pub mod list;
+pub mod logs;
 pub mod retry;
 pub mod stats;
 pub mod submit;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/stats", web::get().to(stats::stats))
             .route("/admin/all", web::get().to(list::list_all))
             .route("/{id}", web::get().to(get::get))
+            .route("/{id}/logs", web::get().to(logs::logs))
             .route("/{id}/cancel", web::post().to(cancel::cancel))
             .route("/{id}/retry", web::post().to(retry::retry)),
     );

@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use crate::logs::LogLevel;
 pub use service_kit::mail::Mailer;
 
 /// Why an attempt failed (becomes the job's `last_error`).
@@ -51,12 +52,21 @@ pub struct JobContext {
     pub cancel: CancellationToken,
     /// Where progress goes.
     pub progress: Arc<dyn ProgressSink>,
+    /// Where log lines go (see [`JobContext::log`]).
+    pub logs: Arc<crate::logs::LogBuffer>,
 }
 
 impl JobContext {
     /// Records progress (0..=100).
     pub async fn report_progress(&self, percent: u8) {
         self.progress.report(percent.min(100)).await;
+    }
+
+    /// Writes a line to the job's log (`GET /api/jobs/{id}/logs`), tagged with this attempt.
+    /// Never blocks: lines are buffered and written in batches (see [`crate::logs`]); the
+    /// newest 1,000 lines of a job are kept.
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        self.logs.push(self.id, self.attempt, level, message);
     }
 }
 

@@ -1,4 +1,5 @@
-//! `sleep`: waits `data.ms` milliseconds, reporting progress, stopping early when cancelled.
+//! `sleep`: waits `data.ms` milliseconds, reporting progress (and logging each step), stopping
+//! early when cancelled.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{Handler, HandlerError, JobContext};
+use super::{Handler, HandlerError, JobContext, LogLevel};
 
 /// How often progress is reported.
 const TICK: Duration = Duration::from_millis(250);
@@ -26,21 +27,31 @@ impl Handler for Sleep {
             let total = Duration::from_millis(ms);
             let started = Instant::now();
             let end = started + total;
+            ctx.log(LogLevel::Info, format!("sleeping {ms} ms"));
             loop {
                 let now = Instant::now();
                 if now >= end {
                     break;
                 }
                 tokio::select! {
-                    () = ctx.cancel.cancelled() => return Err(HandlerError::new("stopped")),
+                    () = ctx.cancel.cancelled() => {
+                        let slept = started.elapsed().as_millis();
+                        ctx.log(LogLevel::Warn, format!("stopped after {slept} of {ms} ms"));
+                        return Err(HandlerError::new("stopped"));
+                    }
                     () = tokio::time::sleep((end - now).min(TICK)) => {}
                 }
-                let done =
-                    started.elapsed().as_millis().saturating_mul(100) / total.as_millis().max(1);
+                let slept = started.elapsed().as_millis().min(u128::from(ms));
+                let done = slept.saturating_mul(100) / total.as_millis().max(1);
                 if done < 100 {
+                    ctx.log(
+                        LogLevel::Info,
+                        format!("progress {done}%: slept {slept} of {ms} ms"),
+                    );
                     ctx.report_progress(u8::try_from(done).unwrap_or(99)).await;
                 }
             }
+            ctx.log(LogLevel::Info, format!("done: slept {ms} ms"));
             Ok(json!({"slept_ms": ms}))
         })
     }

@@ -5,6 +5,7 @@
 mod email_budget;
 mod harness;
 mod idle;
+mod job_logs;
 mod lifecycle;
 mod logs;
 mod races;
