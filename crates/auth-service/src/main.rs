@@ -1,5 +1,6 @@
 //! `auth-service`: serves the API; `auth-service migrate` applies migrations and exits;
-//! `auth-service grant-admin <email>` makes an existing user an admin.
+//! `auth-service db-roles` creates the job service's and the worker's database roles (re-run
+//! after every `migrate`); `auth-service grant-admin <email>` makes an existing user an admin.
 
 use std::process::ExitCode;
 
@@ -20,6 +21,10 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Create or update the job service's and the worker's database roles, named (with their
+    /// passwords) by `JOBS_DATABASE_URL` and `WORKER_DATABASE_URL`, with exactly the grants
+    /// each needs; run as the schema owner after every `migrate`.
+    DbRoles,
     /// Make the existing user with this email address an admin.
     GrantAdmin {
         /// The user's email address.
@@ -33,7 +38,7 @@ async fn main() -> ExitCode {
     // Only serving needs every setting checked: a migration Job has no signing key to give.
     let settings = match Settings::load().and_then(|s| match command {
         Command::Serve => s.resolve().map(|_| s),
-        Command::Migrate | Command::GrantAdmin { .. } => Ok(s),
+        Command::Migrate | Command::DbRoles | Command::GrantAdmin { .. } => Ok(s),
     }) {
         Ok(settings) => settings,
         Err(error) => {
@@ -45,6 +50,7 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
+        Command::DbRoles => db_roles(&settings).await,
         Command::GrantAdmin { email } => grant_admin(&settings, &email).await,
     };
     match result {
@@ -68,6 +74,49 @@ async fn migrate(settings: &Settings) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     println!("applied {applied} migration(s)");
+    Ok(())
+}
+
+async fn db_roles(settings: &Settings) -> Result<(), String> {
+    use persistence::roles::{Service, ServiceRole};
+    let mut roles = Vec::new();
+    for (service, name, url) in [
+        (
+            Service::Jobs,
+            "JOBS_DATABASE_URL",
+            &settings.jobs_database_url,
+        ),
+        (
+            Service::Worker,
+            "WORKER_DATABASE_URL",
+            &settings.worker_database_url,
+        ),
+    ] {
+        let url = url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+            .ok_or_else(|| format!("{name} is required (postgres://ROLE:PASSWORD@host/db)"))?;
+        roles.push(ServiceRole::from_url(service, url).map_err(|e| format!("{name}: {e}"))?);
+    }
+    let unclassified = persistence::roles::apply(&settings.database_url, &roles)
+        .await
+        .map_err(|e| e.to_string())?;
+    for role in &roles {
+        println!(
+            "role {} ready for the {}",
+            role.name,
+            match role.service {
+                Service::Jobs => "job service",
+                Service::Worker => "worker",
+            }
+        );
+    }
+    if !unclassified.is_empty() {
+        eprintln!(
+            "auth-service: warning: no service role may use these tables (not in persistence::roles::TABLES): {}",
+            unclassified.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -97,6 +97,11 @@ pub struct Settings {
     /// `RETENTION_INTERVAL_SECS`: how often expired sessions and spent tokens are deleted (one
     /// replica at a time).
     pub retention_interval_secs: u64,
+    /// `JOBS_DATABASE_URL`: the URL the job service connects with; `auth-service db-roles`
+    /// creates the login role it names (user and password) with the job service's grants.
+    pub jobs_database_url: Option<String>,
+    /// `WORKER_DATABASE_URL`: the same for the worker.
+    pub worker_database_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -137,6 +142,8 @@ impl Default for Settings {
             emails_per_recipient_per_10_min: 3,
             emails_per_recipient_per_day: 10,
             retention_interval_secs: 3600,
+            jobs_database_url: None,
+            worker_database_url: None,
         }
     }
 }
@@ -154,6 +161,14 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("app_env", &self.app_env)
             .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "jobs_database_url",
+                &redact_optional_url(self.jobs_database_url.as_deref()),
+            )
+            .field(
+                "worker_database_url",
+                &redact_optional_url(self.worker_database_url.as_deref()),
+            )
             .field("db_pool_size", &self.db_pool_size)
             .field("redis_url", &redact_url(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)

@@ -17,6 +17,9 @@ pub enum PersistenceError {
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A request refused before reaching the server (such as an unusable role name).
+    #[error("{0}")]
+    Invalid(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Query(#[source] DieselError),

@@ -3,6 +3,7 @@
 
 use diesel::Connection as _;
 use diesel::RunQueryDsl as _;
+use diesel::migration::MigrationSource;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -46,28 +47,64 @@ pub async fn run_pending(database_url: &str) -> Result<usize, PersistenceError> 
 /// database works without a manual step); in production, nothing but a check. There a service
 /// never runs DDL (its database role need not be allowed to): if migrations are pending it
 /// refuses to start, naming the `migrate` command (the Kubernetes Job) that applies them.
+///
+/// The check only reads `__diesel_schema_migrations`: the migration harness's own check would
+/// first run `CREATE TABLE IF NOT EXISTS`, which a role without `CREATE` on the schema (the
+/// job service's and the worker's, see [`crate::roles`]) is refused.
 pub async fn prepare(database_url: &str, production: bool) -> Result<usize, PersistenceError> {
     if !production {
         return run_pending(database_url).await;
     }
-    let url = database_url.to_owned();
-    let handle = tokio::runtime::Handle::current();
-    let pending = tokio::task::spawn_blocking(move || {
-        let _entered = handle.enter();
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url_with_user(&url))
-            .map_err(|e| PersistenceError::Unavailable(e.to_string()))?;
-        conn.pending_migrations(MIGRATIONS)
-            .map(|pending| pending.len())
-            .map_err(|e| PersistenceError::Migration(e.to_string()))
-    })
-    .await
-    .map_err(|e| PersistenceError::Migration(format!("migration check failed: {e}")))??;
+    let mut conn = crate::pool::connect(database_url).await?;
+    let pending = pending(&mut conn).await?;
     if pending > 0 {
         return Err(PersistenceError::Migration(format!(
             "{pending} migration(s) pending; with APP_ENV=production services never change the schema: run `auth-service migrate` (the Kubernetes Job) first"
         )));
     }
     Ok(0)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Version {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+/// How many embedded migrations the database has not applied, read without any DDL.
+pub async fn pending(conn: &mut AsyncPgConnection) -> Result<usize, PersistenceError> {
+    use diesel_async::RunQueryDsl as Async;
+    // Versions only: the migrations themselves are not `Send`, and this future must be.
+    let embedded: Vec<String> = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(|e| PersistenceError::Migration(e.to_string()))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let exists = Async::get_result::<Exists>(
+        diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS exists"),
+        conn,
+    )
+    .await?
+    .exists;
+    let applied = if exists {
+        Async::load::<Version>(
+            diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations"),
+            conn,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    Ok(embedded
+        .iter()
+        .filter(|version| !applied.iter().any(|a| &a.version == *version))
+        .count())
 }
 
 fn url_with_user(url: &str) -> String {

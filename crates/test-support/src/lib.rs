@@ -198,6 +198,77 @@ impl Drop for TestRedis {
     }
 }
 
+/// The login roles of the job service and the worker for one test (`auth-service db-roles`
+/// creates them), dropped when the value is. Roles belong to the whole server, not to one
+/// database, so each test names its own. Declare it before the [`TestDb`] it is used with: the
+/// database (and the grants in it) must go first.
+pub struct TestRoles {
+    /// The job service's role.
+    pub jobs: String,
+    /// The worker's role.
+    pub worker: String,
+    /// The password of both.
+    pub password: String,
+}
+
+impl TestRoles {
+    /// Two fresh role names (nothing is created yet).
+    pub fn new() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            jobs: format!("tv_jobs_{}", &id[..12]),
+            worker: format!("tv_worker_{}", &id[..12]),
+            password: format!("pw-{}:@/x", &id[12..]),
+        }
+    }
+
+    /// The URL of `db` that logs in as `role` (password percent-encoded).
+    pub fn url(&self, db: &TestDb, role: &str) -> String {
+        let url = db.url();
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+        let password: String = self
+            .password
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        format!("{scheme}://{role}:{password}@{host}")
+    }
+}
+
+impl Default for TestRoles {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestRoles {
+    fn drop(&mut self) {
+        let names = [self.jobs.clone(), self.worker.clone()];
+        let handle = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut conn) = persistence::pool::connect(&admin_database_url()).await {
+                    for name in names {
+                        let _ = diesel::sql_query(format!("DROP ROLE IF EXISTS {name}"))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                }
+            });
+        });
+        let _ = handle.join();
+    }
+}
+
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

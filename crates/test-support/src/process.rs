@@ -5,6 +5,19 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+/// The path of another binary of the workspace, built next to `own` (a `CARGO_BIN_EXE_*` path
+/// of the calling crate): `cargo nextest run --workspace` builds every binary into one
+/// directory.
+pub fn sibling_binary(own: &str, name: &str) -> String {
+    let path = std::path::Path::new(own).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} not built: run the workspace's tests (scripts/test), which build every binary",
+        path.display()
+    );
+    path.display().to_string()
+}
+
 /// A running child process, killed when dropped.
 pub struct Running {
     /// The process.

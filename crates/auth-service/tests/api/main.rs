@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binary;
+mod db_roles;
 mod helpers;
 mod hygiene;
 mod limits;

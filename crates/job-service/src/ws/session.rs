@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use access_token::Claims;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Message};
-use domain::{Role, SessionId, UserId};
+use domain::{Role, SessionId};
 use futures_util::{FutureExt as _, Sink, StreamExt as _};
 use serde_json::json;
 use tokio::time::Instant;
@@ -497,8 +497,9 @@ impl Socket {
                     return None;
                 }
             };
-            match persistence::users::find(&mut conn, UserId(self.who.user)).await {
-                Ok(Some(user)) => self.email = Some(user.email.as_str().to_owned()),
+            // Only the address: the job service's database role cannot read credentials.
+            match persistence::jobs::user_email(&mut conn, self.who.user).await {
+                Ok(Some((email, _))) => self.email = Some(email),
                 Ok(None) => {
                     tracing::warn!(user = %self.who.user, "real-time gateway: the sender's account does not exist");
                     return None;

@@ -6,6 +6,7 @@ mod email_budget;
 mod harness;
 mod idle;
 mod job_logs;
+mod least_privilege;
 mod lifecycle;
 mod logs;
 mod races;
