@@ -73,9 +73,13 @@ pub struct Settings {
     pub jwt_audience: String,
     /// `BCRYPT_COST`.
     pub bcrypt_cost: u32,
-    /// `HASH_CONCURRENCY`: passwords hashed or checked at once (0: the cores minus one, at
-    /// least one), so a login storm leaves a core for everything else.
+    /// `HASH_CONCURRENCY`: passwords hashed or checked at once, each on a hashing thread of
+    /// its own (0: one per core).
     pub hash_concurrency: usize,
+    /// `HASH_NICE`: how far the hashing threads' CPU priority is lowered (0 to 19, Linux
+    /// `nice`), so that a login storm soaks up idle CPU but every other route still gets it
+    /// first.
+    pub hash_nice: i32,
     /// `HASH_QUEUE_TIMEOUT_MS`: how long a request waits for a hashing slot before 503.
     pub hash_queue_timeout_ms: u64,
     /// `VERIFICATION_TTL_SECS`: lifetime of verification links.
@@ -133,6 +137,7 @@ impl Default for Settings {
             jwt_audience: tokens.audience,
             bcrypt_cost: 12,
             hash_concurrency: 0,
+            hash_nice: 19,
             hash_queue_timeout_ms: 2000,
             verification_ttl_secs: 86_400,
             otp_ttl_secs: 600,
@@ -202,6 +207,7 @@ impl std::fmt::Debug for Settings {
             .field("jwt_audience", &self.jwt_audience)
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("hash_concurrency", &self.hash_concurrency)
+            .field("hash_nice", &self.hash_nice)
             .field("hash_queue_timeout_ms", &self.hash_queue_timeout_ms)
             .field("verification_ttl_secs", &self.verification_ttl_secs)
             .field("otp_ttl_secs", &self.otp_ttl_secs)
@@ -292,6 +298,12 @@ impl Settings {
             ("DB_POOL_SIZE", self.db_pool_size as u64),
             ("RETENTION_INTERVAL_SECS", self.retention_interval_secs),
         ])?;
+        if !(0..=19).contains(&self.hash_nice) {
+            return Err(SettingsError::invalid(
+                "HASH_NICE",
+                "must be from 0 (normal priority) to 19 (the lowest)",
+            ));
+        }
         for (name, value) in lifetimes {
             // Expiry times are computed as now + lifetime; beyond this they cannot be
             // represented, and every login would fail.

@@ -150,9 +150,11 @@ impl Application {
                 .map_err(|e| StartupError::Other(e.to_string()))?;
         let hasher = Hasher::new(
             settings.hash_concurrency,
+            settings.hash_nice,
             Duration::from_millis(settings.hash_queue_timeout_ms),
             settings.bcrypt_cost,
-        );
+        )
+        .map_err(|e| StartupError::Other(e.to_string()))?;
 
         let origins = AllowedOrigins::new(resolved.cors_origins.clone());
         let state = web::Data::new(AppState {
