@@ -71,6 +71,13 @@ pub const TABLES: &[TableGrant] = &[
         jobs: Some("SELECT, INSERT, UPDATE"),
         worker: Some("SELECT, UPDATE, DELETE"),
     },
+    // Lines written by job handlers: appended (and trimmed to the newest) by the worker, read
+    // by the job service. They go with their job (the cascade runs as the owner).
+    TableGrant {
+        table: "job_logs",
+        jobs: Some("SELECT"),
+        worker: Some("SELECT, INSERT, DELETE"),
+    },
     // Read at start, to refuse to run against a schema with pending migrations.
     TableGrant {
         table: "__diesel_schema_migrations",

@@ -154,6 +154,36 @@ async fn the_services_run_as_roles_that_cannot_read_credentials() {
         Some(1),
         "{listed}"
     );
+    // A handler's log lines: written by the worker, read through the job service.
+    let response = client
+        .post(format!("{}/api/jobs/submit", jobs.base_url))
+        .bearer_auth(&user.token)
+        .json(&json!({"type": "sleep", "data": {"ms": 10}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs: Value = client
+            .get(format!("{}/api/jobs/{id}/logs", jobs.base_url))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if logs.to_string().contains("done: slept 10 ms") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{logs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // And neither role can read a credential.
     for url in [&jobs_url, &worker_url] {
