@@ -729,6 +729,7 @@ impl WsReport {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
