@@ -131,6 +131,10 @@ struct Args {
     /// `--ws`: runs of every phase (the median is reported).
     #[arg(long, default_value_t = 3)]
     ws_runs: usize,
+    /// `--ws`: keep the connect phase's sockets open this many seconds after measuring (to look
+    /// at the server with `/proc/<pid>/smaps` or a debugger; its pid is printed).
+    #[arg(long, default_value_t = 0)]
+    ws_hold_secs: u64,
 }
 
 #[tokio::main]
@@ -448,6 +452,7 @@ async fn run_ws(args: Args) -> Result<()> {
         room_members: args.ws_room_members,
         room_messages: args.ws_room_messages,
         runs: args.ws_runs,
+        hold_secs: args.ws_hold_secs,
     };
     let outcome = tokio::select! {
         r = tokio::time::timeout(Duration::from_secs(args.timeout_secs), ws::run(config, &replicas)) => {

@@ -57,6 +57,8 @@ pub struct WsConfig {
     pub room_messages: usize,
     /// Repetitions of each phase.
     pub runs: usize,
+    /// Seconds the connect phase's sockets stay open after measuring.
+    pub hold_secs: u64,
 }
 
 /// The figures of one run of every phase.
@@ -72,6 +74,9 @@ pub struct WsRun {
     pub events: Latency,
     /// Server CPU at `event_rate`, percent of one core.
     pub events_server_cpu_percent: f64,
+    /// Redis PING round trips (own connection, one every 2 ms) during the same seconds as
+    /// `events`: what the loaded machine does to a round trip that involves no gateway.
+    pub events_redis_rtt: Latency,
     /// The highest event rate with p99 ≤ 50 ms and nothing lost.
     pub max_event_rate: u32,
     /// p99 at that rate, ms.
@@ -201,11 +206,19 @@ pub async fn run(config: WsConfig, replicas: &Replicas<'_>) -> Result<WsReport> 
             figures.rss_bytes_per_socket,
             figures.connect_server_cpu_percent
         );
+        if config.hold_secs > 0 {
+            eprintln!(
+                "bench ws: holding the sockets open {} s (job-service pid {pid})",
+                config.hold_secs
+            );
+            tokio::time::sleep(Duration::from_secs(config.hold_secs)).await;
+        }
         drop(sockets);
 
         // 2. events, on the same replica (the connect phase's sockets closed).
         tokio::time::sleep(Duration::from_millis(500)).await;
         let users = &tokens[..config.users];
+        let probe = tokio::spawn(redis_probe(redis.clone(), config.event_secs));
         let (latency, cpu_percent, _) = events_at(
             &ws_url,
             users,
@@ -216,11 +229,19 @@ pub async fn run(config: WsConfig, replicas: &Replicas<'_>) -> Result<WsReport> 
             pid,
         )
         .await?;
+        let rtt = probe.await??;
         figures.events = latency;
         figures.events_server_cpu_percent = cpu_percent;
+        figures.events_redis_rtt = rtt;
         eprintln!(
-            "bench ws: {} events/s to {} users: p50 {:.2} ms, p99 {:.2} ms, server CPU {:.0} %",
-            config.event_rate, config.users, latency.p50_ms, latency.p99_ms, cpu_percent
+            "bench ws: {} events/s to {} users: p50 {:.2} ms, p99 {:.2} ms, server CPU {:.0} %; Redis PING meanwhile p50 {:.2} ms, p99 {:.2} ms",
+            config.event_rate,
+            config.users,
+            latency.p50_ms,
+            latency.p99_ms,
+            cpu_percent,
+            rtt.p50_ms,
+            rtt.p99_ms
         );
         let mut rate = config.event_rate;
         loop {
@@ -301,14 +322,15 @@ async fn connect(url: &str, token: &str) -> Result<Socket> {
     Ok(socket)
 }
 
-/// Opens one socket per token, `concurrency` handshakes at a time.
+/// Opens one socket per token, `concurrency` handshakes at a time; the sockets come back in
+/// the order of `tokens` (callers pair them with their users), whichever handshake ends first.
 async fn open_many(
     url: &str,
     tokens: &[(uuid::Uuid, String)],
     concurrency: usize,
 ) -> Result<Vec<Socket>> {
     let opened = futures_util::stream::iter(tokens.iter().map(|(_, token)| connect(url, token)))
-        .buffer_unordered(concurrency.max(1))
+        .buffered(concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
     opened.into_iter().collect()
@@ -523,6 +545,24 @@ async fn fanout(
     Ok((cpu as f64 / 1000.0 / total.max(1) as f64, total >= expected))
 }
 
+/// PING round trips on a connection of their own, one every 2 ms for `secs` (plus the second
+/// the event phase takes to connect its users): the machine's Redis round trip while the
+/// gateway is measured.
+async fn redis_probe(redis: redis::Client, secs: u64) -> Result<Latency> {
+    let mut conn = redis.get_multiplexed_async_connection().await?;
+    let mut samples = Vec::new();
+    let mut every = tokio::time::interval(Duration::from_millis(2));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let until = Instant::now() + Duration::from_secs(secs + 1);
+    while Instant::now() < until {
+        every.tick().await;
+        let sent = Instant::now();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        samples.push(sent.elapsed().as_micros() as u64);
+    }
+    Ok(Latency::from_micros(&mut samples))
+}
+
 /// PING round trips per second on one connection, for one second.
 async fn redis_round_trips(conn: &mut redis::aio::MultiplexedConnection) -> Result<f64> {
     let started = Instant::now();
@@ -586,6 +626,11 @@ fn median_run(runs: &[WsRun]) -> WsRun {
         connect_server_cpu_percent: pick(&|r| r.connect_server_cpu_percent),
         events: events.get(events.len() / 2).copied().unwrap_or_default(),
         events_server_cpu_percent: pick(&|r| r.events_server_cpu_percent),
+        events_redis_rtt: {
+            let mut rtts: Vec<Latency> = runs.iter().map(|r| r.events_redis_rtt).collect();
+            rtts.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
+            rtts.get(rtts.len() / 2).copied().unwrap_or_default()
+        },
         max_event_rate: pick(&|r| f64::from(r.max_event_rate)) as u32,
         max_event_rate_p99_ms: pick(&|r| r.max_event_rate_p99_ms),
         fanout_cpu_us_per_delivery: pick(&|r| r.fanout_cpu_us_per_delivery),
@@ -647,6 +692,12 @@ impl WsReport {
             2.0 / m.events.p99_ms.max(1e-6),
         );
         out.push_str(&format!(
+            "| the machine meanwhile: Redis PING round trip | p50 {:.2} ms, p99 {:.2} ms (event p99 = {:.1}× the PING p99) | | |\n",
+            m.events_redis_rtt.p50_ms,
+            m.events_redis_rtt.p99_ms,
+            m.events.p99_ms / m.events_redis_rtt.p99_ms.max(1e-6)
+        ));
+        out.push_str(&format!(
             "| highest event rate with p99 ≤ 50 ms | {}/s (p99 {:.2} ms; {:.2} publishes per Redis round trip) | | |\n",
             m.max_event_rate,
             m.max_event_rate_p99_ms,
@@ -674,5 +725,65 @@ impl WsReport {
             if m.fanout_all_delivered { "yes" } else { "NO" }
         ));
         out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+    /// A WebSocket server that answers the first handshake last and then says, in a text
+    /// frame, which `access_token` the socket was opened with.
+    async fn echo_token_server(expected: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/api/ws", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for n in 0..expected {
+                let (tcp, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    // Earlier connections answer later, so handshakes end in reverse order.
+                    let delay = (expected - n) as u64 * 30;
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    let mut token = String::new();
+                    let mut ws = tokio_tungstenite::accept_hdr_async(
+                        tcp,
+                        |request: &Request, response: Response| {
+                            token = request
+                                .uri()
+                                .query()
+                                .and_then(|q| q.strip_prefix("access_token="))
+                                .unwrap_or_default()
+                                .to_owned();
+                            Ok(response)
+                        },
+                    )
+                    .await
+                    .unwrap();
+                    ws.send(Message::Text(token.into())).await.unwrap();
+                    let _ = ws.next().await;
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn open_many_returns_the_sockets_in_the_order_of_the_tokens() {
+        let tokens: Vec<(uuid::Uuid, String)> = (0..4)
+            .map(|i| (uuid::Uuid::now_v7(), format!("token-{i}")))
+            .collect();
+        let url = echo_token_server(tokens.len()).await;
+        let sockets = open_many(&url, &tokens, tokens.len()).await.unwrap();
+        let mut opened_with = Vec::new();
+        for mut socket in sockets {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => opened_with.push(text.to_string()),
+                other => panic!("expected the token, got {other:?}"),
+            }
+        }
+        let wanted: Vec<String> = tokens.into_iter().map(|(_, t)| t).collect();
+        assert_eq!(opened_with, wanted);
     }
 }

@@ -361,45 +361,36 @@ struct Router<'a> {
     channels: &'a Channels,
     hub: &'a Hub,
     /// The last channel message on a user channel, whose pattern copy may follow.
-    twin: Option<(String, Vec<u8>)>,
+    twin: Option<(String, ByteString)>,
 }
 
 impl Router<'_> {
     fn route(&mut self, message: &redis::Msg) {
         let channel = message.get_channel_name();
-        let payload = message.get_payload_bytes();
+        let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else {
+            return;
+        };
         let twin = self.twin.take();
-        if message.from_pattern() {
-            if twin.is_some_and(|(c, p)| c == channel && p == payload) {
+        if channel.starts_with(&self.channels.user_prefix) {
+            if message.from_pattern() && twin.is_some_and(|(c, p)| c == channel && &*p == text) {
                 return;
             }
-        } else if channel.starts_with(&self.channels.user_prefix) {
-            self.twin = Some((channel.to_owned(), payload.to_vec()));
-        }
-
-        if channel.starts_with(&self.channels.user_prefix) {
-            let Ok(text) = std::str::from_utf8(payload) else {
-                return;
-            };
             let Some(head) = protocol::job_event_head(text) else {
                 tracing::warn!(%channel, "real-time gateway: unreadable job event dropped");
                 return;
             };
-            self.hub.job_event(
-                head.user_id,
-                head.id,
-                head.updated_at_us,
-                ByteString::from(text.to_owned()),
-            );
-        } else if let Some(room) = channel.strip_prefix(&self.channels.room_prefix) {
-            if let Ok(text) = std::str::from_utf8(payload) {
-                self.hub
-                    .room_message(room, ByteString::from(text.to_owned()));
+            // One copy of the payload, shared by every recipient (and the twin check).
+            let frame = ByteString::from(text.to_owned());
+            if !message.from_pattern() {
+                self.twin = Some((channel.to_owned(), frame.clone()));
             }
+            self.hub
+                .job_event(head.user_id, head.id, head.updated_at_us, frame);
+        } else if let Some(room) = channel.strip_prefix(&self.channels.room_prefix) {
+            self.hub
+                .room_message(room, ByteString::from(text.to_owned()));
         } else if channel == self.channels.revoked
-            && let Some(sid) = std::str::from_utf8(payload)
-                .ok()
-                .and_then(|s| s.trim().parse::<Uuid>().ok())
+            && let Ok(sid) = text.trim().parse::<Uuid>()
         {
             self.hub.session_revoked(SessionId(sid));
         }

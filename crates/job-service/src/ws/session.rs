@@ -174,7 +174,11 @@ impl Socket {
                 message = self.stream.next() => match message {
                     None => return None,
                     Some(Ok(message)) => {
-                        if let Some(closing) = self.receive(message).await {
+                        // Boxed: handling a frame may wait on PostgreSQL, Redis or the token
+                        // verifier, whose futures are kilobytes; inline they would sit in every
+                        // idle socket's task (17 KB in all, measured), boxed they exist only
+                        // while a frame is handled.
+                        if let Some(closing) = Box::pin(self.receive(message)).await {
                             return closing;
                         }
                     }
