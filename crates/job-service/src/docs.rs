@@ -37,6 +37,13 @@ pub struct JobEnvelope {
     job: Job,
 }
 
+/// `{"jobs": [...]}`: the jobs of a batch, in the order given.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct JobList {
+    jobs: Vec<Job>,
+}
+
 /// A page of jobs.
 #[derive(utoipa::ToSchema)]
 #[expect(dead_code, reason = "documentation only")]
@@ -86,6 +93,7 @@ pub struct JobLogs {
     ),
     paths(
         crate::routes::submit::submit,
+        crate::routes::submit_batch::submit_batch,
         crate::routes::list::list_own,
         crate::routes::list::list_all,
         crate::routes::get::get,
@@ -101,8 +109,10 @@ pub struct JobLogs {
         JobLogs,
         JobLogLine,
         JobLogLevel,
+        JobList,
         service_kit::Problem,
-        crate::routes::submit::SubmitJob
+        crate::routes::submit::SubmitJob,
+        crate::routes::submit_batch::SubmitBatch
     ))
 )]
 struct ApiDoc;

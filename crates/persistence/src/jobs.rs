@@ -18,7 +18,7 @@ use crate::PersistenceError;
 use crate::schema::{jobs, users};
 
 /// The columns of [`Job`] for hand-written SQL (`type` is read as `job_type`).
-const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
+pub(crate) const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
     j.attempts, j.max_attempts, j.progress, j.result, j.last_error, j.run_at, j.idempotency_key, \
     j.fence, j.created_at, j.updated_at, j.started_at, j.finished_at, j.request_id";
 

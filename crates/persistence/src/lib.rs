@@ -6,6 +6,7 @@
 
 pub mod email_tokens;
 pub mod error;
+pub mod job_batch;
 pub mod job_limits;
 pub mod job_logs;
 pub mod jobs;

@@ -7,6 +7,7 @@ pub mod logs;
 pub mod retry;
 pub mod stats;
 pub mod submit;
+pub mod submit_batch;
 
 use actix_web::{HttpResponse, web};
 use job_queue::Entry;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/jobs")
             .route("/submit", web::post().to(submit::submit))
+            .route("/submit-batch", web::post().to(submit_batch::submit_batch))
             .route("/all", web::get().to(list::list_own))
             .route("/stats", web::get().to(stats::stats))
             .route("/admin/all", web::get().to(list::list_all))
@@ -85,6 +87,33 @@ pub(crate) async fn announce(
     batch.publish(job.user_id, &job.to_json());
     if let Err(error) = writes.send(batch).await {
         tracing::warn!(job = %job.id, %error, "Redis write failed after commit; the reconciler will repair the index");
+    }
+}
+
+/// Indexes new jobs (ready or scheduled, as their status says) and publishes their
+/// `jobUpdated` events, all in one Redis round trip. As for [`announce`], a Redis failure is
+/// logged: the rows are committed and the reconciler repairs the index.
+pub(crate) async fn announce_all(state: &AppState, writes: &job_queue::Coalescer, jobs: &[Job]) {
+    let mut batch = state.queue.batch();
+    for job in jobs {
+        let entry = Entry {
+            id: job.id,
+            user_id: job.user_id,
+            priority: job.priority,
+        };
+        match (job.status.as_str(), job.run_at) {
+            ("scheduled", Some(run_at)) => {
+                batch.schedule(entry, run_at);
+            }
+            ("pending", _) => {
+                batch.enqueue(entry);
+            }
+            _ => {}
+        }
+        batch.publish(job.user_id, &job.to_json());
+    }
+    if let Err(error) = writes.send(batch).await {
+        tracing::warn!(jobs = jobs.len(), %error, "Redis write failed after commit; the reconciler will repair the index");
     }
 }
 

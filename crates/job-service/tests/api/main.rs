@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The job service over real HTTP, PostgreSQL and Redis: one database and key prefix per test.
 
+mod batch;
 mod binary;
 mod helpers;
 mod limits;
