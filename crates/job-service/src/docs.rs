@@ -28,6 +28,8 @@ pub struct Job {
     updated_at: chrono::DateTime<chrono::Utc>,
     started_at: Option<chrono::DateTime<chrono::Utc>>,
     finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The jobs this one waits for (`depends_on` at submit), in the order given.
+    depends_on: Vec<uuid::Uuid>,
 }
 
 /// `{"job": {...}}`.

@@ -40,16 +40,26 @@ pub enum BatchInserted {
     Created(Vec<Job>),
     /// The jobs of an earlier batch with the same idempotency key, in that batch's order.
     Existing(Vec<Job>),
+    /// Nothing stored: these jobs (by position) name parents that do not exist or belong to
+    /// another user (the same answer for both, so that nobody learns of others' jobs).
+    UnknownParents(Vec<(usize, Vec<Uuid>)>),
 }
 
 /// Inserts `batch` (all of one user) in one transaction with one statement and returns the
 /// rows in the order given. When the jobs carry idempotency keys and `replay_keys` (the keys an
 /// earlier sending of the same request would have stored, in order) finds jobs of `user_id`,
 /// returns those instead, in that order.
+///
+/// `depends_on[i]` lists the parents of job `i` (empty: none). They must be jobs of `user_id`
+/// that exist already (a job cannot name another job of the same batch). They are locked
+/// (`FOR SHARE`, id order) before the rows go in, and each job with parents starts `waiting`,
+/// or as submitted (`pending`/`scheduled`) when every parent has completed, or `cancelled`,
+/// naming the parent, when one has failed or was cancelled (see [`crate::dependencies`]).
 pub async fn insert_batch(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     batch: Vec<NewJob>,
+    depends_on: Vec<Vec<Uuid>>,
     replay_keys: &[String],
 ) -> Result<BatchInserted, PersistenceError> {
     if !replay_keys.is_empty() {
@@ -60,18 +70,36 @@ pub async fn insert_batch(
     }
     let inserted = conn
         .transaction(async |conn| {
-            let rows = insert_rows(conn, &batch).await?;
-            if rows.len() < batch.len() {
+            let mut rows: Vec<Row> = batch
+                .iter()
+                .map(|job| Row {
+                    status: job.status.clone(),
+                    last_error: None,
+                    finished: false,
+                })
+                .collect();
+            let unknown = start_states(conn, user_id, &depends_on, &mut rows).await?;
+            if !unknown.is_empty() {
+                return Ok(BatchInserted::UnknownParents(unknown));
+            }
+            let stored = insert_rows(conn, &batch, &rows, &depends_on).await?;
+            if stored.len() < batch.len() {
                 // A concurrent request with the same key won the race: roll back, return its jobs.
                 return Err(PersistenceError::Conflict {
                     constraint: "jobs_idempotency_key".to_owned(),
                 });
             }
-            Ok(order_as(rows, &batch))
+            let edges: Vec<(Uuid, Uuid)> = batch
+                .iter()
+                .zip(&depends_on)
+                .flat_map(|(job, parents)| parents.iter().map(|p| (*p, job.id)))
+                .collect();
+            crate::dependencies::insert_edges(conn, &edges).await?;
+            Ok(BatchInserted::Created(order_as(stored, &batch)))
         })
         .await;
     match inserted {
-        Ok(rows) => Ok(BatchInserted::Created(rows)),
+        Ok(answer) => Ok(answer),
         Err(PersistenceError::Conflict { constraint })
             if constraint == "jobs_idempotency_key" && !replay_keys.is_empty() =>
         {
@@ -85,18 +113,91 @@ pub async fn insert_batch(
     }
 }
 
+/// The starting state of a row where it differs from the submitted one.
+struct Row {
+    status: String,
+    last_error: Option<String>,
+    finished: bool,
+}
+
+/// Locks the parents of every job and settles each job's starting state in `rows`; returns
+/// the jobs that name unknown parents (then nothing else matters).
+async fn start_states(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    depends_on: &[Vec<Uuid>],
+    rows: &mut [Row],
+) -> Result<Vec<(usize, Vec<Uuid>)>, PersistenceError> {
+    let all: std::collections::BTreeSet<Uuid> = depends_on.iter().flatten().copied().collect();
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all: Vec<Uuid> = all.into_iter().collect();
+    let known: std::collections::HashMap<Uuid, String> =
+        crate::dependencies::lock_parents(conn, user_id, &all)
+            .await?
+            .into_iter()
+            .collect();
+    let mut unknown = Vec::new();
+    for (i, (parents, row)) in depends_on.iter().zip(rows.iter_mut()).enumerate() {
+        if parents.is_empty() {
+            continue;
+        }
+        let missing: Vec<Uuid> = parents
+            .iter()
+            .copied()
+            .filter(|p| !known.contains_key(p))
+            .collect();
+        if !missing.is_empty() {
+            unknown.push((i, missing));
+            continue;
+        }
+        let ended = parents
+            .iter()
+            .find_map(|p| match known.get(p).map(String::as_str) {
+                Some("failed") => Some(format!("parent job {p} failed")),
+                Some("cancelled") => Some(format!("parent job {p} was cancelled")),
+                _ => None,
+            });
+        if let Some(error) = ended {
+            row.status = "cancelled".to_owned();
+            row.last_error = Some(error);
+            row.finished = true;
+        } else if !parents
+            .iter()
+            .all(|p| known.get(p).map(String::as_str) == Some("completed"))
+        {
+            row.status = "waiting".to_owned();
+        }
+    }
+    Ok(unknown)
+}
+
 /// One `INSERT … SELECT FROM UNNEST` for every row (`ON CONFLICT DO NOTHING`: only the
 /// idempotency index can conflict with fresh v7 ids).
 async fn insert_rows(
     conn: &mut AsyncPgConnection,
     batch: &[NewJob],
+    rows: &[Row],
+    depends_on: &[Vec<Uuid>],
 ) -> Result<Vec<Job>, PersistenceError> {
     let ids: Vec<Uuid> = batch.iter().map(|j| j.id).collect();
     let users: Vec<Uuid> = batch.iter().map(|j| j.user_id).collect();
     let types: Vec<&str> = batch.iter().map(|j| j.job_type.as_str()).collect();
     let data: Vec<&serde_json::Value> = batch.iter().map(|j| &j.data).collect();
     let priorities: Vec<i16> = batch.iter().map(|j| j.priority).collect();
-    let statuses: Vec<&str> = batch.iter().map(|j| j.status.as_str()).collect();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+    let errors: Vec<Option<&str>> = rows.iter().map(|r| r.last_error.as_deref()).collect();
+    let finished: Vec<bool> = rows.iter().map(|r| r.finished).collect();
+    // A uuid[] per row travels as one text literal each (`{a,b}`): PostgreSQL has no arrays of
+    // arrays of different lengths.
+    let parents: Vec<String> = depends_on
+        .iter()
+        .map(|p| {
+            let ids: Vec<String> = p.iter().map(Uuid::to_string).collect();
+            format!("{{{}}}", ids.join(","))
+        })
+        .collect();
     let attempts: Vec<i32> = batch.iter().map(|j| j.max_attempts).collect();
     let run_at: Vec<Option<chrono::DateTime<chrono::Utc>>> =
         batch.iter().map(|j| j.run_at).collect();
@@ -105,13 +206,16 @@ async fn insert_rows(
     let request_ids: Vec<Option<&str>> = batch.iter().map(|j| j.request_id.as_deref()).collect();
     let sql = format!(
         "INSERT INTO jobs AS j (id, user_id, type, data, priority, status, max_attempts, run_at, \
-           idempotency_key, created_at, updated_at, request_id) \
+           idempotency_key, created_at, updated_at, last_error, finished_at, depends_on, \
+           request_id) \
          SELECT u.id, u.user_id, u.type, u.data, u.priority, u.status, u.max_attempts, u.run_at, \
-           u.idempotency_key, u.created_at, u.created_at, u.request_id \
+           u.idempotency_key, u.created_at, u.created_at, u.last_error, \
+           CASE WHEN u.finished THEN u.created_at END, u.depends_on::uuid[], u.request_id \
          FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::int2[], $6::text[], \
-           $7::int4[], $8::timestamptz[], $9::text[], $10::timestamptz[], $11::text[]) \
+           $7::int4[], $8::timestamptz[], $9::text[], $10::timestamptz[], $11::text[], \
+           $12::bool[], $13::text[], $14::text[]) \
            AS u(id, user_id, type, data, priority, status, max_attempts, run_at, idempotency_key, \
-             created_at, request_id) \
+             created_at, last_error, finished, depends_on, request_id) \
          ON CONFLICT DO NOTHING \
          RETURNING {}",
         crate::jobs::JOB_COLUMNS
@@ -127,6 +231,9 @@ async fn insert_rows(
         .bind::<Array<Nullable<Timestamptz>>, _>(run_at)
         .bind::<Array<Nullable<Text>>, _>(keys)
         .bind::<Array<Timestamptz>, _>(created)
+        .bind::<Array<Nullable<Text>>, _>(errors)
+        .bind::<Array<diesel::sql_types::Bool>, _>(finished)
+        .bind::<Array<Text>, _>(parents)
         .bind::<Array<Nullable<Text>>, _>(request_ids)
         .load(conn)
         .await?)

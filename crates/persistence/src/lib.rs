@@ -4,6 +4,7 @@
 //! services turn the few client-caused variants (such as [`PersistenceError::Conflict`]) into
 //! problem documents and log the rest.
 
+pub mod dependencies;
 pub mod email_tokens;
 pub mod error;
 pub mod job_batch;

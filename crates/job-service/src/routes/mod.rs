@@ -75,9 +75,11 @@ pub(crate) async fn announce(
             ("scheduled", Some(run_at)) => {
                 batch.schedule(entry, run_at);
             }
-            _ => {
+            ("pending", _) => {
                 batch.enqueue(entry);
             }
+            // `waiting` (or settled at once to `cancelled`): in no queue.
+            _ => {}
         },
         IndexChange::Dequeue => {
             batch.dequeue(entry);
@@ -137,11 +139,16 @@ pub(crate) async fn change(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(raw_id)?;
     let mut conn = state.conn().await?;
-    let changed = match action {
-        Action::Cancel => persistence::jobs::cancel(&mut conn, id, user.scope()).await?,
-        Action::Retry => persistence::jobs::retry(&mut conn, id, user.scope()).await?,
+    let (changed, settled) = match action {
+        Action::Cancel => persistence::dependencies::cancel(&mut conn, id, user.scope()).await?,
+        Action::Retry => persistence::dependencies::retry(&mut conn, id, user.scope()).await?,
     };
     drop(conn);
+    if !settled.is_empty() {
+        // Descendants cancelled with the job (waiting: in no queue, so only events).
+        announce_all(state, writes, &settled.cancelled).await;
+        announce_all(state, writes, &settled.promoted).await;
+    }
     match changed {
         Transition::Done { job, was } => {
             let index = match action {
@@ -157,7 +164,7 @@ pub(crate) async fn change(
             Action::Cancel => ApiError::Conflict(
                 "already_finished",
                 format!(
-                    "The job is already {}; only pending, scheduled or running jobs can be cancelled.",
+                    "The job is already {}; only waiting, pending, scheduled or running jobs can be cancelled.",
                     job.status
                 ),
             ),

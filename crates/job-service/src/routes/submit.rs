@@ -4,6 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use domain::ValidationErrors;
 use domain::job::{JobType, MAX_DATA_BYTES, MaxAttempts, Priority};
+use persistence::dependencies::MAX_PARENTS;
+use persistence::job_batch::BatchInserted;
 use persistence::jobs::{Inserted, NewJob};
 use serde::Deserialize;
 use serde_json::Value;
@@ -37,6 +39,9 @@ pub struct SubmitJob {
     pub max_attempts: Option<i64>,
     /// RFC 3339; a future time makes the job `scheduled` until then.
     pub run_at: Option<String>,
+    /// 1 to 20 ids of the submitter's own existing jobs: the job starts `waiting` and runs
+    /// once every one of them has completed (cancelled when one fails or is cancelled).
+    pub depends_on: Option<Vec<Uuid>>,
 }
 
 /// Submits a job. With an `Idempotency-Key` this user already used: 200 and the original job.
@@ -60,6 +65,7 @@ pub async fn submit(
     crate::submit_limits::check_rate(&state, &user, 1).await?;
     let checked = check_body(&state, &user, body, &mut OwnAddress::default()).await?;
     crate::submit_limits::check_unfinished(&state, &user, 1).await?;
+    let depends_on = checked.depends_on.clone();
     let new = checked.into_new_job(
         user.id,
         Uuid::now_v7(),
@@ -67,6 +73,9 @@ pub async fn submit(
         idempotency_key,
         &request_id,
     );
+    if !depends_on.is_empty() {
+        return submit_with_parents(&state, &writes, &user, new, depends_on).await;
+    }
     let mut conn = state.conn().await?;
     let inserted = persistence::jobs::insert(&mut conn, &new).await?;
     drop(conn);
@@ -79,6 +88,60 @@ pub async fn submit(
     }
 }
 
+/// A single submit with `depends_on`: stored as a batch of one (the parents are locked and
+/// checked in its transaction).
+async fn submit_with_parents(
+    state: &AppState,
+    writes: &job_queue::Coalescer,
+    user: &AuthUser,
+    new: NewJob,
+    depends_on: Vec<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let replay_keys: Vec<String> = new.idempotency_key.iter().cloned().collect();
+    let mut conn = state.conn().await?;
+    let inserted = persistence::job_batch::insert_batch(
+        &mut conn,
+        user.id,
+        vec![new],
+        vec![depends_on],
+        &replay_keys,
+    )
+    .await?;
+    drop(conn);
+    let (created, jobs) = match inserted {
+        BatchInserted::Created(jobs) => (true, jobs),
+        BatchInserted::Existing(jobs) => (false, jobs),
+        BatchInserted::UnknownParents(unknown) => {
+            let mut errors = ValidationErrors::new();
+            for (_, ids) in unknown {
+                errors.add("depends_on", unknown_parents_message(&ids));
+            }
+            return Err(errors.into());
+        }
+    };
+    let Some(job) = jobs.into_iter().next() else {
+        return Err(ApiError::Unavailable(
+            "the job was stored but could not be read back".to_owned(),
+        ));
+    };
+    if created {
+        super::announce_all(state, writes, std::slice::from_ref(&job)).await;
+        Ok(super::job_response(HttpResponse::Created(), &job))
+    } else {
+        Ok(super::job_response(HttpResponse::Ok(), &job))
+    }
+}
+
+/// The 422 message for parents that do not exist or are someone else's (the same words for
+/// both).
+pub(crate) fn unknown_parents_message(ids: &[Uuid]) -> String {
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    format!(
+        "names jobs that do not exist (or are not yours): {}",
+        ids.join(", ")
+    )
+}
+
 /// A submit body that passed every per-job check: what goes into the row.
 #[derive(Debug)]
 pub(crate) struct Checked {
@@ -87,6 +150,9 @@ pub(crate) struct Checked {
     priority: Priority,
     max_attempts: MaxAttempts,
     run_at: Option<DateTime<Utc>>,
+    /// Its parents (empty: none), checked for count and repeats; their existence is checked
+    /// when the row is stored.
+    pub(crate) depends_on: Vec<Uuid>,
 }
 
 impl Checked {
@@ -153,6 +219,21 @@ pub(crate) async fn check_body(
     let max_attempts = body.max_attempts.map_or(Some(MaxAttempts::DEFAULT), |m| {
         errors.check(MaxAttempts::parse(m))
     });
+    let depends_on = match body.depends_on {
+        None => Vec::new(),
+        Some(ids) => {
+            let distinct: std::collections::HashSet<Uuid> = ids.iter().copied().collect();
+            if ids.is_empty() || ids.len() > MAX_PARENTS {
+                errors.add(
+                    "depends_on",
+                    format!("must list 1 to {MAX_PARENTS} job ids (or be left out)"),
+                );
+            } else if distinct.len() < ids.len() {
+                errors.add("depends_on", "must not list a job twice");
+            }
+            ids
+        }
+    };
     let run_at = match &body.run_at {
         None => None,
         Some(raw) => match DateTime::parse_from_rfc3339(raw) {
@@ -190,6 +271,7 @@ pub(crate) async fn check_body(
         priority,
         max_attempts,
         run_at,
+        depends_on,
     })
 }
 

@@ -8,6 +8,10 @@
 //!
 //! An `Idempotency-Key` applies to the whole batch: sent again with the same key, the request
 //! answers 200 with the jobs the first one created, in their order, and creates nothing.
+//!
+//! A job of a batch may carry `depends_on`, naming jobs that exist before the batch (not other
+//! jobs of the same batch: their ids are not known until the answer). Submit a flow level by
+//! level: the parents in one request, their children in the next.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
@@ -105,6 +109,7 @@ pub async fn submit_batch(
         .unwrap_or_default();
     // UUID v7 ids from one process grow monotonically, so the batch's order is the ids' order:
     // the queue serves one user's jobs in that order.
+    let depends_on: Vec<Vec<Uuid>> = checked.iter().map(|job| job.depends_on.clone()).collect();
     let rows: Vec<_> = checked
         .into_iter()
         .enumerate()
@@ -114,7 +119,8 @@ pub async fn submit_batch(
         })
         .collect();
     let mut conn = state.conn().await?;
-    let inserted = job_batch::insert_batch(&mut conn, user.id, rows, &replay_keys).await?;
+    let inserted =
+        job_batch::insert_batch(&mut conn, user.id, rows, depends_on, &replay_keys).await?;
     drop(conn);
     match inserted {
         BatchInserted::Created(jobs) => {
@@ -122,6 +128,22 @@ pub async fn submit_batch(
             Ok(jobs_response(HttpResponse::Created(), &jobs))
         }
         BatchInserted::Existing(jobs) => Ok(jobs_response(HttpResponse::Ok(), &jobs)),
+        BatchInserted::UnknownParents(unknown) => {
+            let mut errors = ValidationErrors::new();
+            for (i, ids) in &unknown {
+                errors.add(
+                    format!("jobs[{i}].depends_on"),
+                    super::submit::unknown_parents_message(ids),
+                );
+            }
+            Err(ApiError::Validation(
+                errors,
+                Some(format!(
+                    "{} of the {n} jobs name parents that do not exist, so none was created; see `errors`.",
+                    unknown.len()
+                )),
+            ))
+        }
     }
 }
 

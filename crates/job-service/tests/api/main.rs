@@ -3,6 +3,7 @@
 
 mod batch;
 mod binary;
+mod dependencies;
 mod helpers;
 mod limits;
 mod routes;
