@@ -217,6 +217,15 @@ impl Api {
             .body(NOOP_JOB)
     }
 
+    /// `POST /api/jobs/submit-batch` with `body` (already JSON).
+    pub fn submit_batch_request(&self, body: String) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}/api/jobs/submit-batch", self.jobs_url))
+            .header(AUTHORIZATION, self.bearer.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body)
+    }
+
     fn get_job(&self, id: Uuid) -> reqwest::RequestBuilder {
         self.client
             .get(format!("{}/api/jobs/{id}", self.jobs_url))

@@ -24,9 +24,17 @@
 //! target/release/bench --login-storm            # BCRYPT_COST=12, 3 rounds, median reported
 //! ```
 //!
+//! `--batch` compares one `POST /api/jobs/submit-batch` of `--batch-size` jobs with as many
+//! single submits, in the same run (see [`batch`]):
+//!
+//! ```sh
+//! target/release/bench --batch                   # 1,000 jobs, 3 rounds, median reported
+//! ```
+//!
 //! Everything stays on 127.0.0.1; every phase is bounded by `--timeout-secs`; the services are
 //! killed and the database dropped on every exit path (Ctrl-C included).
 
+mod batch;
 mod cpu;
 mod db;
 mod load;
@@ -101,9 +109,16 @@ struct Args {
     /// Login-storm mode: length of each measurement window.
     #[arg(long, default_value_t = 10)]
     storm_secs: u64,
-    /// Login-storm mode: rounds (the median is reported).
+    /// Login-storm and batch modes: rounds (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Instead of the job phases: compare one `POST /api/jobs/submit-batch` of `--batch-size`
+    /// jobs with as many single submits by `--clients` clients, `--repeat` rounds (no worker).
+    #[arg(long)]
+    batch: bool,
+    /// `--batch`: jobs per batch (1..=1000), and single submits per round.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
     /// Benchmark the real-time gateway (`GET /api/ws`) instead of the HTTP API.
     #[arg(long)]
     ws: bool,
@@ -319,6 +334,21 @@ async fn run(args: Args) -> Result<()> {
         worker: None,
         stopped: Vec::new(),
     };
+    if args.batch {
+        let outcome = batch_mode(&args, &mut stack).await;
+        stack.shutdown().await;
+        drop(stack);
+        drop(redis);
+        drop(db);
+        let report = outcome?;
+        if args.json {
+            eprint!("{}", report.table());
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.table());
+        }
+        return Ok(());
+    }
     if args.login_storm {
         let outcome = login_storm(&args, &mut stack).await;
         stack.shutdown().await;
@@ -382,6 +412,26 @@ async fn login_storm(args: &Args, stack: &mut Stack) -> Result<storm::StormRepor
         args.storm_secs,
         args.repeat,
     );
+    tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(args.timeout_secs), run) => {
+            r.unwrap_or_else(|_| Err(anyhow!("--timeout-secs {} reached", args.timeout_secs)))
+        }
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    }
+}
+
+/// `--batch`: the auth and job services only, measured by [`batch::run`].
+async fn batch_mode(args: &Args, stack: &mut Stack) -> Result<batch::BatchReport> {
+    let client = load::http_client(args.clients)?;
+    let (auth, _) = stack.start("auth-service", &client).await?;
+    let auth_url = auth.base_url.clone();
+    stack.auth = Some(auth);
+    let (jobs, _) = stack.start("job-service", &client).await?;
+    let jobs_url = jobs.base_url.clone();
+    stack.jobs = Some(jobs);
+    let api = Api::sign_in(client, &auth_url, &jobs_url).await?;
+    let watched = stack.watched();
+    let run = batch::run(&api, &watched, args.batch_size, args.clients, args.repeat);
     tokio::select! {
         r = tokio::time::timeout(Duration::from_secs(args.timeout_secs), run) => {
             r.unwrap_or_else(|_| Err(anyhow!("--timeout-secs {} reached", args.timeout_secs)))

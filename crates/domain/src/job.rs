@@ -11,7 +11,9 @@ use crate::{Email, ValidationErrors};
 ///
 /// `pending` (in the queue) → `running` → `completed`; a failed attempt goes to `scheduled`
 /// (waiting for its retry time) and back to `pending`; after `max_attempts` failed attempts,
-/// `failed`. `cancelled` is reachable from `pending`, `scheduled` and `running`.
+/// `failed`. A job with `depends_on` starts `waiting` and becomes `pending` (or `scheduled`)
+/// when every parent completed, or `cancelled` when one failed or was cancelled. `cancelled`
+/// is reachable from `waiting`, `pending`, `scheduled` and `running`.
 #[derive(
     Debug,
     Clone,
@@ -27,6 +29,8 @@ use crate::{Email, ValidationErrors};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// Waiting for its parents (`depends_on`) to complete; in no queue.
+    Waiting,
     /// Ready to run, waiting in the queue.
     Pending,
     /// Waiting for its `run_at` time (first run or retry).
@@ -43,7 +47,8 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [JobStatus; 6] = [
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Waiting,
         JobStatus::Pending,
         JobStatus::Scheduled,
         JobStatus::Running,
@@ -55,6 +60,7 @@ impl JobStatus {
     /// The stored and serialized name.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Waiting => "waiting",
             JobStatus::Pending => "pending",
             JobStatus::Scheduled => "scheduled",
             JobStatus::Running => "running",

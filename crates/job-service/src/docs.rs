@@ -28,6 +28,8 @@ pub struct Job {
     updated_at: chrono::DateTime<chrono::Utc>,
     started_at: Option<chrono::DateTime<chrono::Utc>>,
     finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The jobs this one waits for (`depends_on` at submit), in the order given.
+    depends_on: Vec<uuid::Uuid>,
 }
 
 /// `{"job": {...}}`.
@@ -35,6 +37,13 @@ pub struct Job {
 #[expect(dead_code, reason = "documentation only")]
 pub struct JobEnvelope {
     job: Job,
+}
+
+/// `{"jobs": [...]}`: the jobs of a batch, in the order given.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct JobList {
+    jobs: Vec<Job>,
 }
 
 /// A page of jobs.
@@ -86,6 +95,7 @@ pub struct JobLogs {
     ),
     paths(
         crate::routes::submit::submit,
+        crate::routes::submit_batch::submit_batch,
         crate::routes::list::list_own,
         crate::routes::list::list_all,
         crate::routes::get::get,
@@ -101,8 +111,10 @@ pub struct JobLogs {
         JobLogs,
         JobLogLine,
         JobLogLevel,
+        JobList,
         service_kit::Problem,
-        crate::routes::submit::SubmitJob
+        crate::routes::submit::SubmitJob,
+        crate::routes::submit_batch::SubmitBatch
     ))
 )]
 struct ApiDoc;

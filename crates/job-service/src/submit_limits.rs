@@ -1,10 +1,12 @@
-//! Abuse limits on `POST /api/jobs/submit`, checked before a job is stored:
+//! Abuse limits on `POST /api/jobs/submit` and `/submit-batch`, checked before a job is stored:
 //!
 //! - a per-user rate (`SUBMIT_RATE_PER_SEC`, bursts of `SUBMIT_BURST`): a token bucket in Redis
 //!   (`token_bucket.lua`, one round trip), so it holds across replicas; 429 `rate_limited` with
-//!   `Retry-After`;
-//! - a cap on a user's unfinished (pending, scheduled, running) jobs
-//!   (`MAX_UNFINISHED_JOBS_PER_USER`): 429 `too_many_unfinished_jobs`;
+//!   `Retry-After`. A batch of n jobs costs n tokens; one larger than the burst is accepted
+//!   when the bucket is full and leaves it in debt;
+//! - a cap on a user's unfinished (waiting, pending, scheduled, running) jobs
+//!   (`MAX_UNFINISHED_JOBS_PER_USER`), a batch counting all its jobs: 429
+//!   `too_many_unfinished_jobs`;
 //! - priorities above `USER_MAX_PRIORITY` only for admins: 422 naming `priority`;
 //! - no `\u0000` anywhere in `data` (PostgreSQL's `jsonb` cannot store it): 422 naming `data`.
 //!
@@ -21,15 +23,26 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::{AppState, Settings};
 
-/// Checks a submit of `user` with this `data` and requested `priority` against every limit
-/// (see the module docs); the error is the answer to send.
-pub async fn check(
+/// Takes `jobs` submits from the user's rate budget: 429 `rate_limited` with `Retry-After`
+/// when the budget cannot pay for them now. Checked first, before any other work.
+pub async fn check_rate(state: &AppState, user: &AuthUser, jobs: usize) -> Result<(), ApiError> {
+    state
+        .submit_limits
+        .check_rate(user, u32::try_from(jobs).unwrap_or(u32::MAX))
+        .await
+}
+
+/// 429 `too_many_unfinished_jobs` when `adding` more jobs would take the user past
+/// `MAX_UNFINISHED_JOBS_PER_USER`. Checked last, once every job of the request is valid.
+pub async fn check_unfinished(
     state: &AppState,
     user: &AuthUser,
-    data: &Value,
-    priority: Option<i64>,
+    adding: usize,
 ) -> Result<(), ApiError> {
-    state.submit_limits.check(state, user, data, priority).await
+    state
+        .submit_limits
+        .check_unfinished(state, user, u64::try_from(adding).unwrap_or(u64::MAX))
+        .await
 }
 
 /// How long a client that hit the unfinished-jobs cap is asked to wait before trying again.
@@ -61,14 +74,14 @@ impl SubmitLimits {
         }
     }
 
-    async fn check(
+    /// The per-job limits on fields: no `\u0000` in `data`, no priority above
+    /// `USER_MAX_PRIORITY` from a non-admin.
+    pub fn field_errors(
         &self,
-        state: &AppState,
         user: &AuthUser,
         data: &Value,
         priority: Option<i64>,
-    ) -> Result<(), ApiError> {
-        self.check_rate(user).await?;
+    ) -> ValidationErrors {
         let mut errors = ValidationErrors::new();
         if contains_nul(data) {
             errors.add(
@@ -88,13 +101,10 @@ impl SubmitLimits {
                 ),
             );
         }
-        if !errors.is_empty() {
-            return Err(errors.into());
-        }
-        self.check_unfinished(state, user).await
+        errors
     }
 
-    async fn check_rate(&self, user: &AuthUser) -> Result<(), ApiError> {
+    async fn check_rate(&self, user: &AuthUser, cost: u32) -> Result<(), ApiError> {
         if self.rate_per_sec == 0 {
             return Ok(());
         }
@@ -108,6 +118,7 @@ impl SubmitLimits {
             .key(format!("{}submit-rate:{}", self.prefix, user.id))
             .arg(self.rate_per_sec)
             .arg(self.burst)
+            .arg(cost)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| ApiError::Unavailable(format!("Redis: {e}")))?;
@@ -120,7 +131,13 @@ impl SubmitLimits {
         Ok(())
     }
 
-    async fn check_unfinished(&self, state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
+    /// Refuses `adding` more jobs when the user's unfinished ones would pass the cap.
+    async fn check_unfinished(
+        &self,
+        state: &AppState,
+        user: &AuthUser,
+        adding: u64,
+    ) -> Result<(), ApiError> {
         if self.max_unfinished == 0 {
             return Ok(());
         }
@@ -128,15 +145,22 @@ impl SubmitLimits {
         let unfinished =
             persistence::job_limits::count_unfinished(&mut conn, user.id, self.max_unfinished)
                 .await?;
-        if unfinished >= self.max_unfinished {
+        if unfinished.saturating_add(adding) > self.max_unfinished {
             metrics::counter!("jobs_submit_limited_total", "limit" => "unfinished").increment(1);
             let mut problem = Problem::new(
                 actix_web::http::StatusCode::TOO_MANY_REQUESTS,
                 "too_many_unfinished_jobs",
-                format!(
-                    "You have {} unfinished jobs, the most allowed; wait for some to finish, or cancel some, then submit again.",
-                    self.max_unfinished
-                ),
+                if adding > 1 {
+                    format!(
+                        "You have {unfinished} unfinished jobs; {adding} more would pass the limit of {}. Wait for some to finish, cancel some, or send fewer at once.",
+                        self.max_unfinished
+                    )
+                } else {
+                    format!(
+                        "You have {} unfinished jobs, the most allowed; wait for some to finish, or cancel some, then submit again.",
+                        self.max_unfinished
+                    )
+                },
             );
             problem.retry_after_secs = Some(UNFINISHED_RETRY_AFTER_SECS);
             return Err(ApiError::Problem(Box::new(problem)));

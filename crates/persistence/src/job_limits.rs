@@ -13,7 +13,7 @@ struct Count {
     n: i64,
 }
 
-/// How many unfinished (pending, scheduled, running) jobs `user` has, counting no further than
+/// How many unfinished (waiting, pending, scheduled, running) jobs `user` has, counting no further than
 /// `up_to`: a scan of the `jobs_by_user_status` index that stops at the cap, so even a user at
 /// the cap costs at most `up_to` index entries, and a typical user one probe per status.
 pub async fn count_unfinished(
@@ -23,7 +23,7 @@ pub async fn count_unfinished(
 ) -> Result<u64, PersistenceError> {
     let count: Count = sql_query(
         "SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE user_id = $1 \
-         AND status IN ('pending', 'scheduled', 'running') LIMIT $2) AS unfinished",
+         AND status IN ('waiting', 'pending', 'scheduled', 'running') LIMIT $2) AS unfinished",
     )
     .bind::<SqlUuid, _>(user)
     .bind::<BigInt, _>(i64::try_from(up_to).unwrap_or(i64::MAX))

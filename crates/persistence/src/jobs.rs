@@ -18,9 +18,10 @@ use crate::PersistenceError;
 use crate::schema::{jobs, users};
 
 /// The columns of [`Job`] for hand-written SQL (`type` is read as `job_type`).
-const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
+pub(crate) const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
     j.attempts, j.max_attempts, j.progress, j.result, j.last_error, j.run_at, j.idempotency_key, \
-    j.fence, j.created_at, j.updated_at, j.started_at, j.finished_at, j.request_id";
+    j.fence, j.created_at, j.updated_at, j.started_at, j.finished_at, j.request_id, \
+    j.depends_on";
 
 /// One row of `jobs`.
 #[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
@@ -36,7 +37,8 @@ pub struct Job {
     pub data: Value,
     /// Dispatch priority, −1000..=1000.
     pub priority: i16,
-    /// Lifecycle state (`pending`, `scheduled`, `running`, `completed`, `failed`, `cancelled`).
+    /// Lifecycle state (`waiting`, `pending`, `scheduled`, `running`, `completed`, `failed`,
+    /// `cancelled`).
     pub status: String,
     /// Claimed attempts so far.
     pub attempts: i32,
@@ -64,6 +66,8 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// The id of the HTTP request that submitted it (`X-Request-Id`), for the worker's logs.
     pub request_id: Option<String>,
+    /// Its parents (jobs it waits for), in the order given; empty for most jobs.
+    pub depends_on: Vec<Uuid>,
 }
 
 fn timestamp(at: &DateTime<Utc>) -> String {
@@ -90,6 +94,7 @@ impl Job {
             "updated_at": timestamp(&self.updated_at),
             "started_at": self.started_at.as_ref().map(timestamp),
             "finished_at": self.finished_at.as_ref().map(timestamp),
+            "depends_on": self.depends_on,
         })
     }
 }
@@ -315,7 +320,8 @@ async fn transition(
     })
 }
 
-/// Cancels a `pending`, `scheduled` or `running` job.
+/// Cancels a `waiting`, `pending`, `scheduled` or `running` job (its waiting descendants:
+/// [`crate::dependencies::cancel`]).
 pub async fn cancel(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -326,12 +332,13 @@ pub async fn cancel(
         id,
         owner,
         "status = 'cancelled', finished_at = now()",
-        "'pending', 'scheduled', 'running'",
+        "'waiting', 'pending', 'scheduled', 'running'",
     )
     .await
 }
 
-/// Puts a `failed` or `cancelled` job back to `pending`, attempts, progress and error cleared.
+/// Puts a `failed` or `cancelled` job back to `pending` (`waiting` for a job with parents: see
+/// [`crate::dependencies::retry`]), attempts, progress and error cleared.
 pub async fn retry(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -341,7 +348,8 @@ pub async fn retry(
         conn,
         id,
         owner,
-        "status = 'pending', attempts = 0, progress = 0, last_error = NULL, result = NULL, \
+        "status = CASE WHEN j.depends_on = '{}' THEN 'pending' ELSE 'waiting' END, \
+         attempts = 0, progress = 0, last_error = NULL, result = NULL, \
          run_at = NULL, started_at = NULL, finished_at = NULL",
         "'failed', 'cancelled'",
     )

@@ -4,8 +4,10 @@
 //! services turn the few client-caused variants (such as [`PersistenceError::Conflict`]) into
 //! problem documents and log the rest.
 
+pub mod dependencies;
 pub mod email_tokens;
 pub mod error;
+pub mod job_batch;
 pub mod job_limits;
 pub mod job_logs;
 pub mod jobs;

@@ -91,6 +91,14 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         request_id -> Nullable<Text>,
+        depends_on -> Array<Uuid>,
+    }
+}
+
+diesel::table! {
+    job_dependencies (parent_id, job_id) {
+        parent_id -> Uuid,
+        job_id -> Uuid,
     }
 }
 

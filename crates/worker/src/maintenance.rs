@@ -111,7 +111,7 @@ pub async fn reap(shared: &Arc<Shared>) {
     }
     let reaped = async {
         let mut conn = shared.pg.get().await?;
-        let reaped = jobs::reap(&mut conn, &others).await?;
+        let (reaped, settled) = persistence::dependencies::reap(&mut conn, &others).await?;
         let taken: HashSet<Uuid> = reaped.iter().map(|job| job.id).collect();
         let rest: Vec<Uuid> = others
             .iter()
@@ -119,10 +119,10 @@ pub async fn reap(shared: &Arc<Shared>) {
             .filter(|id| !taken.contains(id))
             .collect();
         let queued = jobs::queue_entries_of(&mut conn, &rest).await?;
-        Ok::<_, persistence::PersistenceError>((reaped, queued))
+        Ok::<_, persistence::PersistenceError>((reaped, settled, queued))
     }
     .await;
-    let (reaped, queued) = match reaped {
+    let (reaped, settled, queued) = match reaped {
         Ok(rows) => rows,
         Err(error) => {
             // The leases are gone from Redis; the reconciler's next full sweep finds the jobs.
@@ -141,6 +141,7 @@ pub async fn reap(shared: &Arc<Shared>) {
         }
         batch.publish(job.user_id, &job.to_json());
     }
+    runtime::index_settled(&mut batch, &settled);
     if !queued.is_empty() {
         tracing::warn!(count = queued.len(), "claims never recorded; jobs put back");
         runtime::index(&mut batch, &queued);
@@ -221,6 +222,7 @@ pub async fn reconcile(shared: &Arc<Shared>) {
             return;
         }
     }
+    repair_waiting(shared).await;
     match sweep(&shared.pg, &shared.queue, shared.lease_ms()).await {
         Ok(done) => {
             let kind = if done.full { "full" } else { "changes" };
@@ -236,6 +238,60 @@ pub async fn reconcile(shared: &Arc<Shared>) {
             }
         }
         Err(error) => tracing::warn!(%error, "reconcile failed"),
+    }
+}
+
+/// Waiting jobs read per reconcile round.
+const WAITING_PAGE: i64 = 1000;
+
+/// Where the pass over waiting jobs goes on at the next round (it wraps around at the end).
+static WAITING_CURSOR: std::sync::Mutex<Uuid> = std::sync::Mutex::new(Uuid::nil());
+
+/// Settles waiting jobs whose settle was missed: every parent completed, or one failed or was
+/// cancelled, yet the job still waits (a crash between a parent's outcome and its children
+/// cannot cause it, since both commit together; a manual change or a bug can). Reads one page
+/// of waiting jobs per round (partial index `jobs_waiting`), so the cost per round is bounded
+/// whatever the number of waiting jobs.
+pub async fn repair_waiting(shared: &Arc<Shared>) {
+    let after = *WAITING_CURSOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let repaired = async {
+        let mut conn = shared.pg.get().await?;
+        let page = persistence::dependencies::waiting_page(&mut conn, after, WAITING_PAGE).await?;
+        let next = match page.last() {
+            Some(last) if page.len() as i64 >= WAITING_PAGE => last.id,
+            _ => Uuid::nil(),
+        };
+        let stuck: Vec<Uuid> = page.iter().filter(|j| j.settleable).map(|j| j.id).collect();
+        let settled = persistence::dependencies::repair(&mut conn, &stuck).await?;
+        Ok::<_, persistence::PersistenceError>((next, settled))
+    }
+    .await;
+    let (next, settled) = match repaired {
+        Ok(done) => done,
+        Err(error) => {
+            tracing::warn!(%error, "repairing waiting jobs failed");
+            return;
+        }
+    };
+    *WAITING_CURSOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+    if settled.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        promoted = settled.promoted.len(),
+        cancelled = settled.cancelled.len(),
+        "reconciler settled waiting jobs whose parents had finished"
+    );
+    metrics::counter!("worker_reconcile_settled_total")
+        .increment((settled.promoted.len() + settled.cancelled.len()) as u64);
+    let mut batch = shared.queue.batch();
+    runtime::index_settled(&mut batch, &settled);
+    if let Err(error) = shared.queue.send(batch).await {
+        tracing::warn!(%error, "queueing repaired jobs failed; the next sweep will");
     }
 }
 

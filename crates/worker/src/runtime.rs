@@ -29,6 +29,7 @@ use chrono::Utc;
 use futures_util::future::BoxFuture;
 use job_queue::{Entry, Queue};
 use persistence::PgPool;
+use persistence::dependencies::Settled;
 use persistence::jobs::{self, Job};
 use rand::RngExt as _;
 use serde_json::Value;
@@ -484,6 +485,21 @@ async fn run_handler(
     if let Some(error) = injected_failure(&job.data, job.attempts) {
         return Outcome::Failed(error.0);
     }
+    let parents = if job.depends_on.is_empty() {
+        Vec::new()
+    } else {
+        let read = async {
+            let mut conn = shared.pg.get().await?;
+            persistence::dependencies::parent_results(&mut conn, &job.depends_on).await
+        }
+        .await;
+        match read {
+            Ok(parents) => parents,
+            Err(error) => {
+                return Outcome::Failed(format!("could not read the parents' results: {error}"));
+            }
+        }
+    };
     let ctx = JobContext {
         id: job.id,
         data: job.data.clone(),
@@ -496,6 +512,7 @@ async fn run_handler(
             last: Mutex::new((0, Instant::now())),
         }),
         logs: shared.logs.clone(),
+        parents,
     };
     let limit = Duration::from_secs(shared.settings.job_timeout_secs);
     let stopped = || Outcome::Stopped(StopReason::from_u8(stop.load(Ordering::SeqCst)));
@@ -642,7 +659,7 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
             retry_in_ms,
         });
     }
-    let Some(written) = write_outcomes(shared, &outcomes).await else {
+    let Some((written, settled)) = write_outcomes(shared, &outcomes).await else {
         tracing::error!(
             count = outcomes.len(),
             "shutdown gave up writing outcomes; their jobs run again when their leases expire"
@@ -672,21 +689,46 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
         }
         batch.publish(job.user_id, &job.to_json());
     }
+    index_settled(&mut batch, &settled);
     release_stale_leases(shared, &unwritten, &mut batch).await;
     if let Err(error) = shared.queue.send(batch).await {
         tracing::warn!(%error, "Redis write after outcomes failed; the reaper and the reconciler will repair the index");
     }
 }
 
-/// Writes `outcomes`, retrying with backoff until it succeeds or shutdown gives up (`None`).
-/// Meanwhile the attempts stay in the in-flight map, so their leases are renewed and no other
-/// worker takes their jobs back.
-async fn write_outcomes(shared: &Shared, outcomes: &[jobs::Outcome]) -> Option<Vec<Job>> {
+/// Queues the children that [`persistence::dependencies::settle`] promoted and announces every
+/// job it changed (cancelled ones are in no queue).
+pub fn index_settled(batch: &mut job_queue::Batch, settled: &Settled) {
+    for job in &settled.promoted {
+        match (job.status.as_str(), job.run_at) {
+            ("scheduled", Some(run_at)) => {
+                batch.schedule(entry_of(job), run_at);
+            }
+            ("pending", _) => {
+                batch.enqueue(entry_of(job));
+            }
+            _ => {}
+        }
+        batch.publish(job.user_id, &job.to_json());
+    }
+    for job in &settled.cancelled {
+        batch.publish(job.user_id, &job.to_json());
+    }
+}
+
+/// Writes `outcomes` and settles the children of the jobs that ended (one transaction),
+/// retrying with backoff until it succeeds or shutdown gives up (`None`). Meanwhile the
+/// attempts stay in the in-flight map, so their leases are renewed and no other worker takes
+/// their jobs back.
+async fn write_outcomes(
+    shared: &Shared,
+    outcomes: &[jobs::Outcome],
+) -> Option<(Vec<Job>, Settled)> {
     let mut delay = Duration::from_millis(50);
     loop {
         let result = async {
             let mut conn = shared.pg.get().await?;
-            jobs::finish(&mut conn, outcomes).await
+            persistence::dependencies::finish(&mut conn, outcomes).await
         }
         .await;
         match result {

@@ -13,7 +13,11 @@ describe('the typed client follows the OpenAPI documents', () => {
     expectTypeOf<Awaited<ReturnType<JobsApi['list']>>['items']>().toEqualTypeOf<Job[]>();
     expectTypeOf<Awaited<ReturnType<AuthApi['login']>>['user']>().toEqualTypeOf<User>();
     expectTypeOf<SubmitJob>().toHaveProperty('priority');
-    expectTypeOf<Job['status']>().toEqualTypeOf<'pending' | 'scheduled' | 'running' | 'completed' | 'failed' | 'cancelled'>();
+    expectTypeOf<Job['status']>().toEqualTypeOf<
+      'waiting' | 'pending' | 'scheduled' | 'running' | 'completed' | 'failed' | 'cancelled'
+    >();
+    expectTypeOf<Job['depends_on']>().toEqualTypeOf<string[]>();
+    expectTypeOf<SubmitJob>().toHaveProperty('depends_on');
     expectTypeOf<User['role']>().toEqualTypeOf<'user' | 'admin'>();
   });
 

@@ -11,6 +11,7 @@ export type ListQuery = NonNullable<operations['list_own']['parameters']['query'
 export type AdminListQuery = NonNullable<operations['list_all']['parameters']['query']>;
 
 export const JOB_STATUSES: readonly JobStatus[] = [
+  'waiting',
   'pending',
   'scheduled',
   'running',

@@ -22,6 +22,7 @@ function job(overrides: Partial<Job> = {}): Job {
     updated_at: '2026-12-01T10:00:00.000Z',
     started_at: null,
     finished_at: null,
+    depends_on: [],
     ...overrides,
   };
 }

@@ -3,6 +3,7 @@ import { Link, useParams } from 'react-router-dom';
 import { FINAL_STATUSES, type Job } from '../api/jobs';
 import { messageOf } from '../api/problem';
 import { useAuth } from '../auth/AuthContext';
+import { Dependencies } from '../components/Dependencies';
 import { ProgressBar, StatusBadge, Time } from '../components/JobBits';
 import { useJobEvents, useLiveRefresh } from '../live/hooks';
 import { newest } from '../live/merge';
@@ -72,7 +73,8 @@ export function JobDetail() {
   }
   if (!job) return <p aria-busy="true">Loading…</p>;
 
-  const canCancel = job.status === 'pending' || job.status === 'scheduled' || job.status === 'running';
+  const canCancel =
+    job.status === 'waiting' || job.status === 'pending' || job.status === 'scheduled' || job.status === 'running';
   const canRetry = job.status === 'failed' || job.status === 'cancelled';
   return (
     <section className="card job-detail" data-status={job.status}>
@@ -132,6 +134,7 @@ export function JobDetail() {
           <Time value={job.updated_at} />
         </dd>
       </dl>
+      <Dependencies job={job} />
       <div className="grid">
         <div>
           <h2>Data</h2>

@@ -7,6 +7,7 @@ pub mod logs;
 pub mod retry;
 pub mod stats;
 pub mod submit;
+pub mod submit_batch;
 
 use actix_web::{HttpResponse, web};
 use job_queue::Entry;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/jobs")
             .route("/submit", web::post().to(submit::submit))
+            .route("/submit-batch", web::post().to(submit_batch::submit_batch))
             .route("/all", web::get().to(list::list_own))
             .route("/stats", web::get().to(stats::stats))
             .route("/admin/all", web::get().to(list::list_all))
@@ -73,9 +75,11 @@ pub(crate) async fn announce(
             ("scheduled", Some(run_at)) => {
                 batch.schedule(entry, run_at);
             }
-            _ => {
+            ("pending", _) => {
                 batch.enqueue(entry);
             }
+            // `waiting` (or settled at once to `cancelled`): in no queue.
+            _ => {}
         },
         IndexChange::Dequeue => {
             batch.dequeue(entry);
@@ -85,6 +89,33 @@ pub(crate) async fn announce(
     batch.publish(job.user_id, &job.to_json());
     if let Err(error) = writes.send(batch).await {
         tracing::warn!(job = %job.id, %error, "Redis write failed after commit; the reconciler will repair the index");
+    }
+}
+
+/// Indexes new jobs (ready or scheduled, as their status says) and publishes their
+/// `jobUpdated` events, all in one Redis round trip. As for [`announce`], a Redis failure is
+/// logged: the rows are committed and the reconciler repairs the index.
+pub(crate) async fn announce_all(state: &AppState, writes: &job_queue::Coalescer, jobs: &[Job]) {
+    let mut batch = state.queue.batch();
+    for job in jobs {
+        let entry = Entry {
+            id: job.id,
+            user_id: job.user_id,
+            priority: job.priority,
+        };
+        match (job.status.as_str(), job.run_at) {
+            ("scheduled", Some(run_at)) => {
+                batch.schedule(entry, run_at);
+            }
+            ("pending", _) => {
+                batch.enqueue(entry);
+            }
+            _ => {}
+        }
+        batch.publish(job.user_id, &job.to_json());
+    }
+    if let Err(error) = writes.send(batch).await {
+        tracing::warn!(jobs = jobs.len(), %error, "Redis write failed after commit; the reconciler will repair the index");
     }
 }
 
@@ -108,11 +139,16 @@ pub(crate) async fn change(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(raw_id)?;
     let mut conn = state.conn().await?;
-    let changed = match action {
-        Action::Cancel => persistence::jobs::cancel(&mut conn, id, user.scope()).await?,
-        Action::Retry => persistence::jobs::retry(&mut conn, id, user.scope()).await?,
+    let (changed, settled) = match action {
+        Action::Cancel => persistence::dependencies::cancel(&mut conn, id, user.scope()).await?,
+        Action::Retry => persistence::dependencies::retry(&mut conn, id, user.scope()).await?,
     };
     drop(conn);
+    if !settled.is_empty() {
+        // Descendants cancelled with the job (waiting: in no queue, so only events).
+        announce_all(state, writes, &settled.cancelled).await;
+        announce_all(state, writes, &settled.promoted).await;
+    }
     match changed {
         Transition::Done { job, was } => {
             let index = match action {
@@ -128,7 +164,7 @@ pub(crate) async fn change(
             Action::Cancel => ApiError::Conflict(
                 "already_finished",
                 format!(
-                    "The job is already {}; only pending, scheduled or running jobs can be cancelled.",
+                    "The job is already {}; only waiting, pending, scheduled or running jobs can be cancelled.",
                     job.status
                 ),
             ),

@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The job service over real HTTP, PostgreSQL and Redis: one database and key prefix per test.
 
+mod batch;
 mod binary;
+mod dependencies;
 mod helpers;
 mod limits;
 mod routes;

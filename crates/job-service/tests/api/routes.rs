@@ -312,7 +312,7 @@ async fn owners_see_their_jobs_others_get_404_and_admins_see_all() {
     let (_, stats) = app.get(&alice, "/api/jobs/stats").await;
     assert_eq!(
         stats["counts"],
-        json!({"pending": 1, "scheduled": 0, "running": 0, "completed": 0, "failed": 0, "cancelled": 0})
+        json!({"waiting": 0, "pending": 1, "scheduled": 0, "running": 0, "completed": 0, "failed": 0, "cancelled": 0})
     );
     assert_eq!(stats["queue_depth"], json!({"0": 1}));
     let (_, stats) = app.get(&admin, "/api/jobs/stats").await;
@@ -609,7 +609,7 @@ async fn stats_count_every_status_and_pending_jobs_by_priority() {
     assert_eq!(status, 200);
     assert_eq!(
         stats["counts"],
-        json!({"pending": 3, "scheduled": 1, "running": 0, "completed": 0, "failed": 0, "cancelled": 1})
+        json!({"waiting": 0, "pending": 3, "scheduled": 1, "running": 0, "completed": 0, "failed": 0, "cancelled": 1})
     );
     assert_eq!(stats["queue_depth"], json!({"5": 2, "-3": 1}));
 }

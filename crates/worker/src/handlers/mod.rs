@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use crate::logs::LogLevel;
+pub use persistence::dependencies::ParentResult;
 pub use service_kit::mail::Mailer;
 
 /// Why an attempt failed (becomes the job's `last_error`).
@@ -54,6 +55,9 @@ pub struct JobContext {
     pub progress: Arc<dyn ProgressSink>,
     /// Where log lines go (see [`JobContext::log`]).
     pub logs: Arc<crate::logs::LogBuffer>,
+    /// The job's parents (`depends_on`) with their results, in the order given; empty for a
+    /// job without dependencies.
+    pub parents: Vec<ParentResult>,
 }
 
 impl JobContext {

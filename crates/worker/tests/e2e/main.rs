@@ -2,6 +2,7 @@
 //! End to end: the job service (in-process) and real worker processes on one PostgreSQL and
 //! one Redis, each test with its own database and key prefix.
 
+mod dependencies;
 mod email_budget;
 mod harness;
 mod idle;

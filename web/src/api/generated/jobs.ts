@@ -130,6 +130,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/jobs/submit-batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["submit_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -140,6 +156,7 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             data: Record<string, unknown>;
+            depends_on: string[];
             /** Format: date-time */
             finished_at?: string | null;
             /** Format: uuid */
@@ -166,6 +183,9 @@ export interface components {
         JobEnvelope: {
             job: components["schemas"]["Job"];
         };
+        JobList: {
+            jobs: components["schemas"]["Job"][];
+        };
         /** @enum {string} */
         JobLogLevel: "debug" | "info" | "warn" | "error";
         JobLogLine: {
@@ -184,7 +204,7 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @enum {string} */
-        JobStatus: "pending" | "scheduled" | "running" | "completed" | "failed" | "cancelled";
+        JobStatus: "waiting" | "pending" | "scheduled" | "running" | "completed" | "failed" | "cancelled";
         /** @enum {string} */
         JobType: "noop" | "echo" | "sleep" | "send_email" | "hash";
         Problem: {
@@ -197,8 +217,12 @@ export interface components {
             title: string;
             type: string;
         };
+        SubmitBatch: {
+            jobs: components["schemas"]["SubmitJob"][];
+        };
         SubmitJob: {
             data?: Record<string, unknown> | null;
+            depends_on?: string[] | null;
             /** Format: int64 */
             max_attempts?: number | null;
             /** Format: int64 */
@@ -635,6 +659,111 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobEnvelope"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    submit_batch: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubmitBatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobList"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobList"];
                 };
             };
             400: {
