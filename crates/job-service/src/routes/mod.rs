@@ -9,6 +9,7 @@ pub mod stats;
 pub mod submit;
 
 use actix_web::{HttpResponse, web};
+use domain::job::JobType;
 use job_queue::Entry;
 use persistence::jobs::{Job, Transition};
 use serde_json::json;
@@ -62,25 +63,30 @@ pub(crate) async fn announce(
     job: &Job,
     change: IndexChange,
 ) {
-    let entry = Entry {
-        id: job.id,
-        user_id: job.user_id,
-        priority: job.priority,
-    };
     let mut batch = state.queue.batch();
-    match change {
-        IndexChange::Enqueue => match (job.status.as_str(), job.run_at) {
-            ("scheduled", Some(run_at)) => {
-                batch.schedule(entry, run_at);
+    // Every stored type is one the API accepted; a row of another (written by a newer build)
+    // stays out of this build's index.
+    if let Ok(job_type) = job.job_type.parse::<JobType>() {
+        let entry = Entry {
+            id: job.id,
+            user_id: job.user_id,
+            priority: job.priority,
+            job_type,
+        };
+        match change {
+            IndexChange::Enqueue => match (job.status.as_str(), job.run_at) {
+                ("scheduled", Some(run_at)) => {
+                    batch.schedule(entry, run_at);
+                }
+                _ => {
+                    batch.enqueue(entry);
+                }
+            },
+            IndexChange::Dequeue => {
+                batch.dequeue(entry);
             }
-            _ => {
-                batch.enqueue(entry);
-            }
-        },
-        IndexChange::Dequeue => {
-            batch.dequeue(entry);
+            IndexChange::None => {}
         }
-        IndexChange::None => {}
     }
     batch.publish(job.user_id, &job.to_json());
     if let Err(error) = writes.send(batch).await {

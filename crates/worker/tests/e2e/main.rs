@@ -7,6 +7,7 @@ mod harness;
 mod idle;
 mod job_logs;
 mod lifecycle;
+mod limits;
 mod logs;
 mod races;
 mod resilience;
