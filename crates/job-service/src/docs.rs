@@ -93,6 +93,8 @@ pub struct JobLogs {
         crate::routes::cancel::cancel,
         crate::routes::retry::retry,
         crate::routes::stats::stats,
+        crate::routes::pause::pause,
+        crate::routes::pause::resume,
     ),
     components(schemas(
         Job,
@@ -102,7 +104,9 @@ pub struct JobLogs {
         JobLogLine,
         JobLogLevel,
         service_kit::Problem,
-        crate::routes::submit::SubmitJob
+        crate::routes::submit::SubmitJob,
+        crate::routes::pause::PauseRequest,
+        crate::routes::pause::PausedTypes
     ))
 )]
 struct ApiDoc;

@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod get;
 pub mod list;
 pub mod logs;
+pub mod pause;
 pub mod retry;
 pub mod stats;
 pub mod submit;
@@ -27,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/all", web::get().to(list::list_own))
             .route("/stats", web::get().to(stats::stats))
             .route("/admin/all", web::get().to(list::list_all))
+            .route("/admin/pause", web::post().to(pause::pause))
+            .route("/admin/resume", web::post().to(pause::resume))
             .route("/{id}", web::get().to(get::get))
             .route("/{id}/logs", web::get().to(logs::logs))
             .route("/{id}/cancel", web::post().to(cancel::cancel))

@@ -4,5 +4,6 @@
 mod binary;
 mod helpers;
 mod limits;
+mod pause;
 mod routes;
 mod with_auth;

@@ -9,6 +9,7 @@ mod job_logs;
 mod lifecycle;
 mod limits;
 mod logs;
+mod pause;
 mod races;
 mod resilience;
 mod retention;
