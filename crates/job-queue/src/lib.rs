@@ -6,12 +6,17 @@
 //!
 //! | key | type | member | score |
 //! |---|---|---|---|
-//! | `{prefix}q:ready` | ZSET | job id | [`ready_score`]: priority first, then the user's round |
-//! | `{prefix}q:scheduled` | ZSET | `"<id>\|<user id>\|<priority>"` | `run_at` (ms since the epoch) |
+//! | `{prefix}q:ready:{type}` | ZSET | job id | [`ready_score`]: priority first, then the user's round |
+//! | `{prefix}q:scheduled` | ZSET | `"<id>\|<user id>\|<priority>\|<type>"` | `run_at` (ms since the epoch) |
 //! | `{prefix}q:rounds` | HASH | `"<priority>:<user id>"` | the round of the user's last job queued at that priority |
 //! | `{prefix}q:served` | HASH | `1000 - priority` | the highest round claimed at that priority |
 //! | `{prefix}q:lease` | ZSET | job id | lease deadline (ms since the epoch, Redis's clock) |
-//! | `{prefix}q:swept` | string | | `"<Redis run_id> <RFC 3339 time>"`: see [`Queue::sweep_mark`] |
+//! | `{prefix}q:leased` | HASH | job id | (value: the job's type, for the leases in `q:lease`) |
+//! | `{prefix}q:running:{type}` | ZSET | job id | lease deadline: the type's running jobs |
+//! | `{prefix}q:starts:{type}` | ZSET | job id | start time (ms): the type's starts in the last second |
+//! | `{prefix}q:blocked:{type}` | string | | set while ready jobs of the type wait for a free slot |
+//! | `{prefix}q:paused` | HASH | `_v`, then one field per paused type | (mirror of PostgreSQL's paused types, `_v` its version) |
+//! | `{prefix}q:swept:v2` | string | | `"<Redis run_id> <RFC 3339 time>"`: see [`Queue::sweep_mark`] |
 //!
 //! Fair order: at equal priority, users are served in turn. A job entering the ready set gets
 //! the next round of its user at its priority, but never a round behind the one being claimed
@@ -23,11 +28,19 @@
 //! reconcile), so losing Redis loses nothing that PostgreSQL cannot rebuild: the reconciler
 //! re-adds pending jobs in fair order from the rows.
 //!
-//! Idle workers do not poll: every script that makes the ready set non-empty publishes on
-//! `{prefix}q:ready:wake`, and [`ReadySignal`] turns that into a wake-up of the claimers.
+//! Idle workers do not poll: every script that makes a type's ready set non-empty publishes on
+//! `{prefix}q:ready:wake`, and [`ReadySignal`] turns that into a wake-up of the claimers. So
+//! does freeing a slot of a type that had ready jobs waiting for one, and a change of the
+//! paused types.
 //!
-//! Claims are one Lua script (`scripts/claim.lua`): `ZPOPMIN` a batch from `ready` and lease
-//! it, atomically, so two workers never take the same job. Every deadline and every "now"
+//! Claims are one Lua script (`scripts/claim.lua`): it looks at the head of every type's ready
+//! set, skips the types that may not start now (paused, at their concurrency limit, or out of
+//! their rate: see [`TypeLimits`]), takes a batch from the rest in the order one merged set
+//! would have (score, then member), and leases it, atomically, so two workers never take the
+//! same job and a limit is never overrun by claims racing on different workers. A type's
+//! running count is the number of live leases in `q:running:{type}` (renewed with the lease,
+//! removed when the lease is released or reaped), so a worker that dies cannot leak a slot:
+//! its leases lapse. Rates are a sliding one-second window of start times (`q:starts:{type}`). Every deadline and every "now"
 //! (leases, expiry, promotion) is taken from Redis's own clock (`TIME`) inside the scripts, so
 //! a worker whose clock is wrong cannot reap live jobs or promote early. Equal scores (same priority, same
 //! millisecond) fall back to member order, and UUID v7 strings sort by creation time, so FIFO
@@ -46,6 +59,8 @@ use deadpool_redis::Pool;
 use redis::Script;
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
+
+pub use domain::job::JobType;
 
 /// What can go wrong talking to Redis.
 #[derive(Debug, thiserror::Error)]
@@ -92,10 +107,10 @@ pub fn ready_score(priority: i16, round: i64) -> i64 {
         + round.clamp(0, (1_i64 << ROUND_BITS) - 1)
 }
 
-/// The scheduled-set member of a job: `"<id>|<user id>|<priority>"` (its round is assigned
-/// when it becomes due).
-pub fn scheduled_member(id: Uuid, user_id: Uuid, priority: i16) -> String {
-    format!("{id}|{user_id}|{priority}")
+/// The scheduled-set member of a job: `"<id>|<user id>|<priority>|<type>"` (its round is
+/// assigned when it becomes due).
+pub fn scheduled_member(id: Uuid, user_id: Uuid, priority: i16, job_type: JobType) -> String {
+    format!("{id}|{user_id}|{priority}|{}", job_type.as_str())
 }
 
 /// The channel on which a user's job events are published.
@@ -117,33 +132,70 @@ pub struct Entry {
     pub user_id: Uuid,
     /// Its priority.
     pub priority: i16,
+    /// Its type (each type has its own ready set, for pauses and per-type limits).
+    pub job_type: JobType,
 }
 
 impl Entry {
     fn scheduled_member(&self) -> String {
-        scheduled_member(self.id, self.user_id, self.priority)
+        scheduled_member(self.id, self.user_id, self.priority, self.job_type)
     }
 
-    fn owner_and_priority(&self) -> String {
-        format!("{}|{}", self.user_id, self.priority)
+    fn owner_priority_and_type(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.user_id,
+            self.priority,
+            self.job_type.as_str()
+        )
     }
+}
+
+/// Per-type limits that a claim honours, across every worker together (the counts live in
+/// Redis). Types not named are unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeLimits {
+    /// At most this many jobs of the type run at once (live leases).
+    pub concurrency: std::collections::HashMap<JobType, u32>,
+    /// At most this many jobs of the type start in any one-second window.
+    pub rate_per_sec: std::collections::HashMap<JobType, u32>,
+}
+
+impl TypeLimits {
+    /// Whether no type is limited.
+    pub fn is_empty(&self) -> bool {
+        self.concurrency.is_empty() && self.rate_per_sec.is_empty()
+    }
+}
+
+/// What [`Queue::claim_within`] took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claim {
+    /// The jobs claimed (and leased), best first.
+    pub ids: Vec<Uuid>,
+    /// When a rate-limited type has ready jobs but no start left in the current window: how
+    /// long until it has one. An idle claimer sleeps at most this long.
+    pub retry_in: Option<Duration>,
+    /// True when Redis has no mirror of the paused types (flushed, or never written): nothing
+    /// was claimed; write it with [`Queue::mirror_paused`] from PostgreSQL and claim again.
+    pub paused_unknown: bool,
 }
 
 /// A job for [`Queue::reconcile`], as PostgreSQL has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
-    /// `pending`: belongs in the ready set (unless leased).
+    /// `pending`: belongs in its type's ready set (unless leased).
     Pending(Entry),
     /// `scheduled`: belongs in the scheduled set at `run_at`.
     Scheduled(Entry, DateTime<Utc>),
-    /// `running`: belongs in the lease set.
-    Running(Uuid),
+    /// `running`: belongs in the lease set and its type's running set.
+    Running(Uuid, JobType),
 }
 
 /// Sizes of the three sets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Depth {
-    /// Ready to run.
+    /// Ready to run (every type's ready set).
     pub ready: u64,
     /// Waiting for their time.
     pub scheduled: u64,
@@ -154,12 +206,21 @@ pub struct Depth {
 /// The Redis key names under one prefix.
 #[derive(Debug, Clone)]
 struct Keys {
-    ready: String,
+    /// `{prefix}q:`: the scripts name the per-type keys after it.
+    stem: String,
     scheduled: String,
     lease: String,
+    leased: String,
+    paused: String,
     swept: String,
     rounds: String,
     served: String,
+}
+
+impl Keys {
+    fn ready(&self, job_type: JobType) -> String {
+        format!("{}ready:{}", self.stem, job_type.as_str())
+    }
 }
 
 /// The dispatch index. Cheap to clone.
@@ -176,11 +237,15 @@ pub struct Queue {
 struct Scripts {
     /// `fair.lua` + `enqueue.lua`, sent with `EVAL` inside pipelines.
     enqueue: String,
+    /// `fair.lua` + `release.lua`, sent with `EVAL` inside pipelines.
+    release: String,
     claim: Script,
     renew: Script,
     promote: Script,
     reap: Script,
     reconcile: Script,
+    depth: Script,
+    paused: Script,
 }
 
 impl std::fmt::Debug for Queue {
@@ -213,10 +278,14 @@ impl Queue {
             pool,
             prefix: prefix.to_owned(),
             keys: std::sync::Arc::new(Keys {
-                ready: format!("{prefix}q:ready"),
+                stem: format!("{prefix}q:"),
                 scheduled: format!("{prefix}q:scheduled"),
                 lease: format!("{prefix}q:lease"),
-                swept: format!("{prefix}q:swept"),
+                leased: format!("{prefix}q:leased"),
+                paused: format!("{prefix}q:paused"),
+                // Renamed when the index's layout changed (per-type ready sets), so that the
+                // first sweep after an upgrade is a full one and re-indexes every queued job.
+                swept: format!("{prefix}q:swept:v2"),
                 rounds: format!("{prefix}q:rounds"),
                 served: format!("{prefix}q:served"),
             }),
@@ -224,11 +293,14 @@ impl Queue {
             shared_conn: std::sync::Arc::default(),
             scripts: std::sync::Arc::new(Scripts {
                 enqueue: fair(include_str!("scripts/enqueue.lua")),
-                claim: Script::new(include_str!("scripts/claim.lua")),
+                release: fair(include_str!("scripts/release.lua")),
+                claim: Script::new(&fair(include_str!("scripts/claim.lua"))),
                 renew: Script::new(include_str!("scripts/renew.lua")),
                 promote: Script::new(&fair(include_str!("scripts/promote.lua"))),
-                reap: Script::new(include_str!("scripts/reap.lua")),
+                reap: Script::new(&fair(include_str!("scripts/reap.lua"))),
                 reconcile: Script::new(&fair(include_str!("scripts/reconcile.lua"))),
+                depth: Script::new(&fair(include_str!("scripts/depth.lua"))),
+                paused: Script::new(&fair(include_str!("scripts/paused.lua"))),
             }),
         }
     }
@@ -238,9 +310,15 @@ impl Queue {
         &self.prefix
     }
 
-    /// The channel on which the ready set announces that it stopped being empty.
+    /// The channel on which the ready sets announce that they stopped being empty (and
+    /// limited or paused types that they may start again).
     pub fn wake_channel(&self) -> String {
-        format!("{}:wake", self.keys.ready)
+        format!("{}ready:wake", self.keys.stem)
+    }
+
+    /// The ready-set key of `job_type` (for tests and tools that look inside the index).
+    pub fn ready_key(&self, job_type: JobType) -> String {
+        self.keys.ready(job_type)
     }
 
     /// A handle on the shared multiplexed connection that waits at most `timeout` for each
@@ -285,6 +363,7 @@ impl Queue {
         Batch {
             pipe: redis::pipe(),
             enqueues: Vec::new(),
+            releases: Vec::new(),
             wakes: false,
             keys: self.keys.clone(),
             prefix: self.prefix.clone(),
@@ -297,19 +376,32 @@ impl Queue {
         if batch.len == 0 {
             return Ok(());
         }
+        if !batch.releases.is_empty() {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(&self.scripts.release)
+                .arg(2)
+                .arg(&self.keys.lease)
+                .arg(&self.keys.leased)
+                .arg(&self.keys.stem);
+            for id in &batch.releases {
+                eval.arg(id.to_string());
+            }
+            batch.pipe.add_command(eval).ignore();
+        }
         if !batch.enqueues.is_empty() {
             // In submission order, so that one user's jobs get their rounds in that order.
             batch.enqueues.sort_by_key(|entry| entry.id);
             let mut eval = redis::cmd("EVAL");
             eval.arg(&self.scripts.enqueue)
-                .arg(3)
-                .arg(&self.keys.ready)
+                .arg(2)
                 .arg(&self.keys.rounds)
-                .arg(&self.keys.served);
+                .arg(&self.keys.served)
+                .arg(&self.keys.stem);
             for entry in &batch.enqueues {
                 eval.arg(entry.id.to_string())
                     .arg(entry.user_id.to_string())
-                    .arg(entry.priority);
+                    .arg(entry.priority)
+                    .arg(entry.job_type.as_str());
             }
             batch.pipe.add_command(eval).ignore();
         }
@@ -327,26 +419,98 @@ impl Queue {
         Ok(())
     }
 
-    /// Pops up to `max` ready jobs, best first, and leases them for `lease_ms` (by Redis's
-    /// clock).
+    /// Pops up to `max` ready jobs of any type, best first, and leases them for `lease_ms` (by
+    /// Redis's clock), with no per-type limit and whatever is paused: for tools and tests.
+    /// Workers use [`Queue::claim_within`].
+    pub async fn claim(&self, max: usize, lease_ms: i64) -> Result<Vec<Uuid>, QueueError> {
+        Ok(self
+            .claim_script(max, lease_ms, &TypeLimits::default(), false)
+            .await?
+            .ids)
+    }
+
+    /// Claims up to `max` ready jobs, best first among the types that may start now: not
+    /// paused (the mirror of PostgreSQL's paused types), below their concurrency limit and
+    /// within their rate (`limits`, counted across every worker), and leases them for
+    /// `lease_ms` (by Redis's clock). One script, one round trip.
     ///
     /// An error may come after Redis applied the claim (an answer that timed out): the popped
     /// jobs are then leased to nobody, and taken back when the lease expires (see
     /// [`Queue::take_expired`]).
-    pub async fn claim(&self, max: usize, lease_ms: i64) -> Result<Vec<Uuid>, QueueError> {
-        let mut conn = self.conn(self.timeouts.command).await?;
-        let ids: Vec<String> = self
-            .scripts
-            .claim
-            .key(&self.keys.ready)
+    pub async fn claim_within(
+        &self,
+        max: usize,
+        lease_ms: i64,
+        limits: &TypeLimits,
+    ) -> Result<Claim, QueueError> {
+        self.claim_script(max, lease_ms, limits, true).await
+    }
+
+    async fn claim_script(
+        &self,
+        max: usize,
+        lease_ms: i64,
+        limits: &TypeLimits,
+        honour_pause: bool,
+    ) -> Result<Claim, QueueError> {
+        let mut invocation = self.scripts.claim.prepare_invoke();
+        invocation
             .key(&self.keys.lease)
             .key(&self.keys.served)
+            .key(&self.keys.leased)
+            .key(&self.keys.paused)
             .arg(max)
             .arg(lease_ms)
+            .arg(&self.keys.stem)
+            .arg(if honour_pause { "1" } else { "0" });
+        for job_type in JobType::ALL {
+            let concurrency = limits.concurrency.get(&job_type).copied().unwrap_or(0);
+            let rate = limits.rate_per_sec.get(&job_type).copied().unwrap_or(0);
+            invocation.arg(job_type.as_str()).arg(concurrency).arg(rate);
+        }
+        let mut conn = self.conn(self.timeouts.command).await?;
+        let answer: Vec<String> = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.broken(e))?;
-        Ok(parse_ids(&ids))
+        let Some((hint, ids)) = answer.split_first() else {
+            return Ok(Claim::default());
+        };
+        if hint == "sync" {
+            return Ok(Claim {
+                paused_unknown: true,
+                ..Claim::default()
+            });
+        }
+        Ok(Claim {
+            ids: parse_ids(ids),
+            retry_in: hint.parse::<u64>().ok().map(Duration::from_millis),
+            paused_unknown: false,
+        })
+    }
+
+    /// Writes Redis's mirror of the paused types (`version` is PostgreSQL's, which grows with
+    /// every change): a mirror already at `version` or newer is kept, so a slow writer never
+    /// undoes a newer change. Wakes idle workers. Returns whether it was written.
+    pub async fn mirror_paused(
+        &self,
+        version: i64,
+        paused: &[JobType],
+    ) -> Result<bool, QueueError> {
+        let mut invocation = self.scripts.paused.prepare_invoke();
+        invocation
+            .key(&self.keys.paused)
+            .arg(version)
+            .arg(&self.keys.stem);
+        for job_type in paused {
+            invocation.arg(job_type.as_str());
+        }
+        let mut conn = self.conn(self.timeouts.command).await?;
+        let written: i64 = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
+        Ok(written == 1)
     }
 
     /// Moves up to `max` scheduled jobs that are due (by Redis's clock) to the ready set;
@@ -360,11 +524,11 @@ impl Queue {
         let ids: Vec<String> = self
             .scripts
             .promote
-            .key(&self.keys.ready)
             .key(&self.keys.scheduled)
             .key(&self.keys.rounds)
             .key(&self.keys.served)
             .arg(max)
+            .arg(&self.keys.stem)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.broken(e))?;
@@ -375,16 +539,20 @@ impl Queue {
         Ok((parse_ids(ids.get(1..).unwrap_or_default()), next))
     }
 
-    /// Extends the leases of `ids` to `lease_ms` from now by Redis's clock (re-creating any
-    /// that Redis lost).
-    pub async fn renew(&self, ids: &[Uuid], lease_ms: i64) -> Result<(), QueueError> {
-        if ids.is_empty() {
+    /// Extends the leases of `jobs` (id and type) to `lease_ms` from now by Redis's clock
+    /// (re-creating any that Redis lost), and their entries in their types' running sets.
+    pub async fn renew(&self, jobs: &[(Uuid, JobType)], lease_ms: i64) -> Result<(), QueueError> {
+        if jobs.is_empty() {
             return Ok(());
         }
         let mut invocation = self.scripts.renew.prepare_invoke();
-        invocation.key(&self.keys.lease).arg(lease_ms);
-        for id in ids {
-            invocation.arg(id.to_string());
+        invocation
+            .key(&self.keys.lease)
+            .key(&self.keys.leased)
+            .arg(lease_ms)
+            .arg(&self.keys.stem);
+        for (id, job_type) in jobs {
+            invocation.arg(id.to_string()).arg(job_type.as_str());
         }
         let mut conn = self.conn(self.timeouts.command).await?;
         invocation
@@ -401,7 +569,9 @@ impl Queue {
             .scripts
             .reap
             .key(&self.keys.lease)
+            .key(&self.keys.leased)
             .arg(max)
+            .arg(&self.keys.stem)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.broken(e))?;
@@ -439,19 +609,19 @@ impl Queue {
         }
         let mut invocation = self.scripts.reconcile.prepare_invoke();
         invocation
-            .key(&self.keys.ready)
             .key(&self.keys.scheduled)
             .key(&self.keys.lease)
             .key(&self.keys.rounds)
-            .key(&self.keys.served);
-        invocation.arg(lease_ms).arg(mode);
+            .key(&self.keys.served)
+            .key(&self.keys.leased);
+        invocation.arg(lease_ms).arg(mode).arg(&self.keys.stem);
         for job in jobs {
             match job {
                 Recorded::Pending(entry) => {
                     invocation
                         .arg("r")
                         .arg(entry.id.to_string())
-                        .arg(entry.owner_and_priority());
+                        .arg(entry.owner_priority_and_type());
                 }
                 Recorded::Scheduled(entry, run_at) => {
                     invocation
@@ -459,8 +629,11 @@ impl Queue {
                         .arg(entry.scheduled_member())
                         .arg(run_at.timestamp_millis());
                 }
-                Recorded::Running(id) => {
-                    invocation.arg("l").arg(id.to_string()).arg("");
+                Recorded::Running(id, job_type) => {
+                    invocation
+                        .arg("l")
+                        .arg(id.to_string())
+                        .arg(job_type.as_str());
                 }
             }
         }
@@ -537,14 +710,19 @@ impl Queue {
         Ok(set.is_some())
     }
 
-    /// The sizes of the ready, scheduled and lease sets.
+    /// The sizes of the ready (all types together), scheduled and lease sets.
     pub async fn depth(&self) -> Result<Depth, QueueError> {
         let mut conn = self.conn(self.timeouts.command).await?;
-        let (ready, scheduled, running): (u64, u64, u64) = redis::pipe()
-            .zcard(&self.keys.ready)
-            .zcard(&self.keys.scheduled)
-            .zcard(&self.keys.lease)
-            .query_async(&mut conn)
+        let mut invocation = self.scripts.depth.prepare_invoke();
+        invocation
+            .key(&self.keys.scheduled)
+            .key(&self.keys.lease)
+            .arg(&self.keys.stem);
+        for job_type in JobType::ALL {
+            invocation.arg(job_type.as_str());
+        }
+        let (ready, scheduled, running): (u64, u64, u64) = invocation
+            .invoke_async(&mut conn)
             .await
             .map_err(|e| self.broken(e))?;
         Ok(Depth {
@@ -569,8 +747,10 @@ fn parse_ids(ids: &[String]) -> Vec<Uuid> {
 /// Writes to the index, sent together by [`Queue::send`].
 pub struct Batch {
     pipe: redis::Pipeline,
-    /// Jobs for the ready set: one fair-order script call for all of them.
+    /// Jobs for the ready sets: one fair-order script call for all of them.
     enqueues: Vec<Entry>,
+    /// Leases to drop: one script call for all of them.
+    releases: Vec<Uuid>,
     /// Whether a wake-up is already in the pipeline.
     wakes: bool,
     keys: std::sync::Arc<Keys>,
@@ -592,7 +772,7 @@ impl Batch {
         if !self.wakes {
             self.wakes = true;
             self.pipe
-                .publish(format!("{}:wake", self.keys.ready), "s")
+                .publish(format!("{}ready:wake", self.keys.stem), "s")
                 .ignore();
         }
         self.len += 1;
@@ -606,11 +786,11 @@ impl Batch {
         self
     }
 
-    /// Removes a job from the ready and scheduled sets (cancellation).
+    /// Removes a job from its ready set and the scheduled set (cancellation).
     pub fn dequeue(&mut self, entry: Entry) -> &mut Self {
         self.len += 1;
         self.pipe
-            .zrem(&self.keys.ready, entry.id.to_string())
+            .zrem(self.keys.ready(entry.job_type), entry.id.to_string())
             .ignore();
         self.pipe
             .zrem(&self.keys.scheduled, entry.scheduled_member())
@@ -618,10 +798,11 @@ impl Batch {
         self
     }
 
-    /// Drops the lease of a job whose attempt ended.
+    /// Drops the lease of a job whose attempt ended (and frees its slot in its type's
+    /// concurrency, waking idle workers if that type had jobs waiting for one).
     pub fn release_lease(&mut self, id: Uuid) -> &mut Self {
         self.len += 1;
-        self.pipe.zrem(&self.keys.lease, id.to_string()).ignore();
+        self.releases.push(id);
         self
     }
 
@@ -648,6 +829,7 @@ impl Batch {
             self.pipe.add_command(cmd.clone()).ignore();
         }
         self.enqueues.extend_from_slice(&other.enqueues);
+        self.releases.extend_from_slice(&other.releases);
         self.len += other.len;
     }
 }

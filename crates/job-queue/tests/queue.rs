@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
-use job_queue::{Entry, Queue, Recorded};
+use job_queue::{Entry, JobType, Queue, Recorded, TypeLimits};
 use test_support::TestRedis;
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use uuid::Uuid;
 async fn is_ready(redis: &TestRedis, id: Uuid) -> bool {
     let mut conn = redis.connection().await;
     let score: Option<f64> = redis::cmd("ZSCORE")
-        .arg(format!("{}q:ready", redis.prefix()))
+        .arg(format!("{}q:ready:noop", redis.prefix()))
         .arg(id.to_string())
         .query_async(&mut conn)
         .await
@@ -41,6 +41,14 @@ fn entry_of(user_id: Uuid, priority: i16) -> Entry {
         id: Uuid::now_v7(),
         user_id,
         priority,
+        job_type: JobType::Noop,
+    }
+}
+
+fn typed(job_type: JobType, priority: i16) -> Entry {
+    Entry {
+        job_type,
+        ..entry(priority)
     }
 }
 
@@ -147,7 +155,7 @@ async fn reconcile_restores_what_redis_lost_and_skips_leased_jobs() {
         Recorded::Pending(pending),
         Recorded::Pending(leased),
         Recorded::Scheduled(scheduled, Utc::now() + Duration::hours(1)),
-        Recorded::Running(running),
+        Recorded::Running(running, JobType::Sleep),
     ];
     let mut lost = vec![pending.id, scheduled.id, running];
     lost.sort();
@@ -289,4 +297,259 @@ async fn reconciled_pending_jobs_are_ready_in_fair_order() {
     assert_eq!(q.reconcile(&recorded, 5_000).await.unwrap().len(), 51);
     let first = q.claim(2, 10_000).await.unwrap();
     assert!(first.contains(&single.id), "{first:?}");
+}
+
+fn limits(concurrency: &[(JobType, u32)], rate: &[(JobType, u32)]) -> TypeLimits {
+    TypeLimits {
+        concurrency: concurrency.iter().copied().collect(),
+        rate_per_sec: rate.iter().copied().collect(),
+    }
+}
+
+async fn enqueue_each(q: &Queue, entries: &[Entry]) {
+    let mut batch = q.batch();
+    for e in entries {
+        batch.enqueue(*e);
+    }
+    q.send(batch).await.unwrap();
+}
+
+/// A queue whose pause mirror says nothing is paused (as a worker's first claim would write).
+async fn unpaused(redis: &TestRedis) -> Queue {
+    let q = queue(redis);
+    assert!(q.mirror_paused(1, &[]).await.unwrap());
+    q
+}
+
+#[tokio::test]
+async fn a_concurrency_limit_holds_across_claims_and_a_released_slot_is_reused() {
+    let redis = TestRedis::new();
+    let q = unpaused(&redis).await;
+    let emails: Vec<Entry> = (0..5).map(|_| typed(JobType::SendEmail, 5)).collect();
+    let noops: Vec<Entry> = (0..3).map(|_| typed(JobType::Noop, 0)).collect();
+    enqueue_each(&q, &emails).await;
+    enqueue_each(&q, &noops).await;
+    let limit = limits(&[(JobType::SendEmail, 2)], &[]);
+    // Two claimers (two workers): together they never hold more than two emails.
+    let first = q.claim_within(1, 10_000, &limit).await.unwrap().ids;
+    let second = q.claim_within(100, 10_000, &limit).await.unwrap().ids;
+    assert_eq!(first, vec![emails[0].id]);
+    let mut expected = vec![emails[1].id];
+    expected.extend(noops.iter().map(|e| e.id));
+    assert_eq!(
+        second, expected,
+        "the limited type does not hold back the others"
+    );
+    assert!(
+        q.claim_within(100, 10_000, &limit)
+            .await
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+    // Without the limit the rest would go at once: the limit is what held them.
+    let mut batch = q.batch();
+    batch.release_lease(emails[0].id);
+    q.send(batch).await.unwrap();
+    assert_eq!(
+        q.claim_within(100, 10_000, &limit).await.unwrap().ids,
+        vec![emails[2].id]
+    );
+    assert!(
+        q.claim_within(100, 10_000, &limit)
+            .await
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+    assert_eq!(q.depth().await.unwrap().ready, 2);
+}
+
+#[tokio::test]
+async fn a_slot_held_by_a_dead_worker_frees_when_its_lease_lapses() {
+    let redis = TestRedis::new();
+    let q = unpaused(&redis).await;
+    let emails: Vec<Entry> = (0..2).map(|_| typed(JobType::SendEmail, 0)).collect();
+    enqueue_each(&q, &emails).await;
+    let limit = limits(&[(JobType::SendEmail, 1)], &[]);
+    // Leased for 300 ms and never renewed nor released: the worker died.
+    assert_eq!(
+        q.claim_within(10, 300, &limit).await.unwrap().ids,
+        vec![emails[0].id]
+    );
+    assert!(
+        q.claim_within(10, 10_000, &limit)
+            .await
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        q.claim_within(10, 10_000, &limit).await.unwrap().ids,
+        vec![emails[1].id]
+    );
+    // Reaping the dead lease does not free a second slot.
+    assert_eq!(q.take_expired(10).await.unwrap(), vec![emails[0].id]);
+    let mut batch = q.batch();
+    batch.enqueue(emails[0]);
+    q.send(batch).await.unwrap();
+    assert!(
+        q.claim_within(10, 10_000, &limit)
+            .await
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn renewed_leases_keep_their_slots() {
+    let redis = TestRedis::new();
+    let q = unpaused(&redis).await;
+    let emails: Vec<Entry> = (0..2).map(|_| typed(JobType::SendEmail, 0)).collect();
+    enqueue_each(&q, &emails).await;
+    let limit = limits(&[(JobType::SendEmail, 1)], &[]);
+    assert_eq!(
+        q.claim_within(10, 300, &limit).await.unwrap().ids,
+        vec![emails[0].id]
+    );
+    q.renew(&[(emails[0].id, JobType::SendEmail)], 10_000)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        q.claim_within(10, 10_000, &limit)
+            .await
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_spreads_starts_over_seconds_and_says_when_to_look_again() {
+    let redis = TestRedis::new();
+    let q = unpaused(&redis).await;
+    let emails: Vec<Entry> = (0..7).map(|_| typed(JobType::SendEmail, 0)).collect();
+    enqueue_each(&q, &emails).await;
+    let limit = limits(&[], &[(JobType::SendEmail, 3)]);
+    let started = std::time::Instant::now();
+    let first = q.claim_within(100, 10_000, &limit).await.unwrap();
+    assert_eq!(first.ids.len(), 3);
+    assert_eq!(first.retry_in, None);
+    let held = q.claim_within(100, 10_000, &limit).await.unwrap();
+    assert!(held.ids.is_empty());
+    let retry = held.retry_in.expect("a hint when the window is full");
+    assert!(retry <= std::time::Duration::from_millis(1000), "{retry:?}");
+    let mut taken = first.ids;
+    while taken.len() < 7 {
+        let claim = q.claim_within(100, 10_000, &limit).await.unwrap();
+        assert!(claim.ids.len() <= 3);
+        taken.extend(&claim.ids);
+        if let Some(wait) = claim.retry_in {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    // 7 starts at 3 per second: the 7th cannot start before 2 s.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1900));
+    assert_eq!(taken, emails.iter().map(|e| e.id).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn priority_stays_strict_across_types_with_one_type_held_back() {
+    let redis = TestRedis::new();
+    let q = unpaused(&redis).await;
+    let order = [
+        typed(JobType::Sleep, 0),
+        typed(JobType::SendEmail, 9),
+        typed(JobType::Hash, 3),
+        typed(JobType::Noop, 3),
+        typed(JobType::Echo, 7),
+        typed(JobType::SendEmail, 8),
+        typed(JobType::Noop, -2),
+        typed(JobType::Hash, 3),
+    ];
+    enqueue_each(&q, &order).await;
+    let limit = limits(&[(JobType::SendEmail, 1)], &[]);
+    let claimed = q.claim_within(100, 10_000, &limit).await.unwrap().ids;
+    let id = |i: usize| order[i].id;
+    // Priority first; at equal priority, submission order; one email only.
+    assert_eq!(
+        claimed,
+        vec![id(1), id(4), id(2), id(3), id(7), id(0), id(6)]
+    );
+}
+
+#[tokio::test]
+async fn paused_types_wait_and_nothing_starts_while_the_pause_mirror_is_unknown() {
+    let redis = TestRedis::new();
+    let q = queue(&redis);
+    let (sleeper, noop) = (typed(JobType::Sleep, 5), typed(JobType::Noop, 0));
+    enqueue_each(&q, &[sleeper, noop]).await;
+    let none = TypeLimits::default();
+    let claim = q.claim_within(10, 10_000, &none).await.unwrap();
+    assert!(claim.paused_unknown && claim.ids.is_empty());
+    assert!(q.mirror_paused(3, &[JobType::Sleep]).await.unwrap());
+    assert_eq!(
+        q.claim_within(10, 10_000, &none).await.unwrap().ids,
+        vec![noop.id]
+    );
+    assert!(
+        q.claim_within(10, 10_000, &none)
+            .await
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+    // An older state never overwrites a newer one.
+    assert!(!q.mirror_paused(2, &[]).await.unwrap());
+    assert!(
+        q.claim_within(10, 10_000, &none)
+            .await
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+    assert!(q.mirror_paused(4, &[]).await.unwrap());
+    assert_eq!(
+        q.claim_within(10, 10_000, &none).await.unwrap().ids,
+        vec![sleeper.id]
+    );
+}
+
+#[tokio::test]
+async fn freeing_a_slot_that_ready_jobs_wait_for_wakes_idle_workers() {
+    use futures_util::StreamExt as _;
+    let redis = TestRedis::new();
+    let q = unpaused(&redis).await;
+    let emails: Vec<Entry> = (0..2).map(|_| typed(JobType::SendEmail, 0)).collect();
+    enqueue_each(&q, &emails).await;
+    let limit = limits(&[(JobType::SendEmail, 1)], &[]);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(q.wake_channel()).await.unwrap();
+    assert_eq!(
+        q.claim_within(10, 10_000, &limit).await.unwrap().ids.len(),
+        1
+    );
+    assert!(
+        q.claim_within(10, 10_000, &limit)
+            .await
+            .unwrap()
+            .ids
+            .is_empty()
+    );
+    let mut batch = q.batch();
+    batch.release_lease(emails[0].id);
+    q.send(batch).await.unwrap();
+    let woken = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        pubsub.on_message().next(),
+    )
+    .await;
+    assert!(
+        matches!(woken, Ok(Some(_))),
+        "no wake-up after the slot was freed"
+    );
 }

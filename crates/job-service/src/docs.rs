@@ -103,6 +103,8 @@ pub struct JobLogs {
         crate::routes::cancel::cancel,
         crate::routes::retry::retry,
         crate::routes::stats::stats,
+        crate::routes::pause::pause,
+        crate::routes::pause::resume,
     ),
     components(schemas(
         Job,
@@ -114,7 +116,9 @@ pub struct JobLogs {
         JobList,
         service_kit::Problem,
         crate::routes::submit::SubmitJob,
-        crate::routes::submit_batch::SubmitBatch
+        crate::routes::submit_batch::SubmitBatch,
+        crate::routes::pause::PauseRequest,
+        crate::routes::pause::PausedTypes
     ))
 )]
 struct ApiDoc;

@@ -585,6 +585,8 @@ pub struct QueueEntry {
     pub status: String,
     /// Its priority.
     pub priority: i16,
+    /// Its type.
+    pub job_type: String,
     /// Its submission time.
     pub created_at: DateTime<Utc>,
     /// When due (scheduled jobs).
@@ -644,6 +646,7 @@ const QUEUE_ENTRY: (
     jobs::user_id,
     jobs::status,
     jobs::priority,
+    jobs::job_type,
     jobs::created_at,
     jobs::run_at,
     jobs::updated_at,
@@ -652,6 +655,7 @@ const QUEUE_ENTRY: (
     jobs::user_id,
     jobs::status,
     jobs::priority,
+    jobs::job_type,
     jobs::created_at,
     jobs::run_at,
     jobs::updated_at,

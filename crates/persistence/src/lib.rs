@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod otp_codes;
 pub mod pool;
 pub mod queue_depth;
+pub mod queue_pause;
 pub mod retention;
 pub mod roles;
 pub mod schema;

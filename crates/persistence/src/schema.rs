@@ -118,3 +118,13 @@ diesel::table! {
 
 diesel::joinable!(job_logs -> jobs (job_id));
 diesel::allow_tables_to_appear_in_same_query!(job_logs, jobs);
+
+diesel::table! {
+    queue_pause (id) {
+        id -> Int2,
+        paused_types -> Array<Text>,
+        version -> Int8,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Uuid>,
+    }
+}

@@ -136,7 +136,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             e,
         ))
     })?;
+    let limits = settings.type_limits()?;
     let shared = Arc::new(Shared {
+        limits,
         pg,
         queue,
         wake,

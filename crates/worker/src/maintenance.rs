@@ -45,7 +45,11 @@ pub async fn heartbeat(shared: &Arc<Shared>) {
     }
     let mut ids: Vec<Uuid> = mine.iter().map(|(id, _)| *id).collect();
     ids.dedup();
-    if let Err(error) = shared.queue.renew(&ids, shared.lease_ms()).await {
+    if let Err(error) = shared
+        .queue
+        .renew(&shared.typed(&ids), shared.lease_ms())
+        .await
+    {
         tracing::warn!(%error, "renewing leases failed");
     }
     let states = async {
@@ -103,7 +107,11 @@ pub async fn reap(shared: &Arc<Shared>) {
     // A late heartbeat of our own: renew rather than take back a job we hold.
     let (own, others): (Vec<Uuid>, Vec<Uuid>) =
         expired.into_iter().partition(|id| shared.holds(*id));
-    if let Err(error) = shared.queue.renew(&own, shared.lease_ms()).await {
+    if let Err(error) = shared
+        .queue
+        .renew(&shared.typed(&own), shared.lease_ms())
+        .await
+    {
         tracing::warn!(%error, "renewing leases failed");
     }
     if others.is_empty() {
@@ -136,8 +144,10 @@ pub async fn reap(shared: &Arc<Shared>) {
         runtime::job_span(job).in_scope(|| {
             tracing::warn!(status = %job.status, "lease expired; job taken back");
         });
-        if job.status == "pending" {
-            batch.enqueue(entry_of(job));
+        if job.status == "pending"
+            && let Some(entry) = entry_of(job)
+        {
+            batch.enqueue(entry);
         }
         batch.publish(job.user_id, &job.to_json());
     }
@@ -223,6 +233,9 @@ pub async fn reconcile(shared: &Arc<Shared>) {
         }
     }
     repair_waiting(shared).await;
+    if let Err(error) = mirror_paused(&shared.pg, &shared.queue).await {
+        tracing::warn!(%error, "mirroring the paused types failed");
+    }
     match sweep(&shared.pg, &shared.queue, shared.lease_ms()).await {
         Ok(done) => {
             let kind = if done.full { "full" } else { "changes" };
@@ -417,19 +430,39 @@ async fn restore(
 
 fn recorded(rows: &[jobs::QueueEntry]) -> Vec<Recorded> {
     rows.iter()
-        .map(|row| {
-            let entry = job_queue::Entry {
-                id: row.id,
-                user_id: row.user_id,
-                priority: row.priority,
-            };
-            match row.status.as_str() {
+        .filter_map(|row| {
+            let entry = runtime::entry(row.id, row.user_id, row.priority, &row.job_type)?;
+            Some(match row.status.as_str() {
                 "pending" => Recorded::Pending(entry),
                 "scheduled" => Recorded::Scheduled(entry, row.run_at.unwrap_or_else(Utc::now)),
-                _ => Recorded::Running(row.id),
-            }
+                _ => Recorded::Running(row.id, entry.job_type),
+            })
         })
         .collect()
+}
+
+/// Writes Redis's mirror of the paused types from PostgreSQL (the record), unless the mirror
+/// is as new already. Claims find nothing while Redis has no mirror (after a flush), and then
+/// call this; the reconciler calls it every round, so a mirror write lost by the job service
+/// is repaired within `RECONCILE_INTERVAL_SECS`.
+pub async fn mirror_paused(
+    pg: &persistence::PgPool,
+    queue: &job_queue::Queue,
+) -> Result<(), SweepError> {
+    let state = {
+        let mut conn = pg
+            .get()
+            .await
+            .map_err(persistence::PersistenceError::from)?;
+        persistence::queue_pause::get(&mut conn).await?
+    };
+    let paused: Vec<job_queue::JobType> = state
+        .paused_types
+        .iter()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    queue.mirror_paused(state.version, &paused).await?;
+    Ok(())
 }
 
 /// Updates the `queue_depth{state}` gauge.

@@ -3,7 +3,8 @@
 //! The path of a job through one worker:
 //!
 //! 1. A claim loop takes free execution slots (up to `CLAIM_BATCH`), pops that many ready jobs
-//!    from Redis in one Lua call (which also leases them), and marks them `running` in
+//!    from Redis in one Lua call (which also leases them, skipping paused types and types at
+//!    their `TYPE_CONCURRENCY` or `TYPE_RATE_PER_SEC` limit), and marks them `running` in
 //!    PostgreSQL in one `UPDATE`, which increments `attempts` and the fencing token `fence`.
 //!    Jobs not ready there (cancelled, claimed by another worker after a reconcile, scheduled
 //!    and not yet due) are skipped: their leases are dropped at once and they go back where
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::future::BoxFuture;
-use job_queue::{Entry, Queue};
+use job_queue::{Entry, JobType, Queue};
 use persistence::PgPool;
 use persistence::dependencies::Settled;
 use persistence::jobs::{self, Job};
@@ -71,6 +72,8 @@ impl StopReason {
 pub struct InFlight {
     /// Its fencing token.
     pub fence: i64,
+    /// Its job's type (`None`: a type this build does not know), renewed with its lease.
+    pub job_type: Option<JobType>,
     /// Stops the handler.
     pub token: CancellationToken,
     /// The job's log span (see [`job_span`]).
@@ -139,6 +142,8 @@ pub struct Shared {
     pub queue: Queue,
     /// Handlers by type.
     pub registry: Registry,
+    /// `TYPE_CONCURRENCY` and `TYPE_RATE_PER_SEC`, applied by every claim.
+    pub limits: job_queue::TypeLimits,
     /// Attempts by (job, fence), from their start until their outcome is written.
     pub inflight: Mutex<BTreeMap<(Uuid, i64), InFlight>>,
     /// Execution slots (`WORKER_CONCURRENCY`).
@@ -173,6 +178,21 @@ impl Shared {
             .range((id, i64::MIN)..=(id, i64::MAX))
             .next()
             .is_some()
+    }
+
+    /// The jobs among `ids` held here, with their types (for lease renewals).
+    pub fn typed(&self, ids: &[Uuid]) -> Vec<(Uuid, JobType)> {
+        let inflight = self.inflight();
+        let mut typed: Vec<(Uuid, JobType)> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(job_type) = inflight
+                .range((*id, i64::MIN)..=(*id, i64::MAX))
+                .find_map(|(_, attempt)| attempt.job_type)
+            {
+                typed.push((*id, job_type));
+            }
+        }
+        typed
     }
 
     /// Forgets the attempts `done` (their outcomes are written, or never will be).
@@ -229,12 +249,25 @@ pub fn start_latency(job: &Job) -> Option<f64> {
     Some(micros.max(0) as f64 / 1e6)
 }
 
-/// The index entry of a job.
-pub fn entry_of(job: &Job) -> Entry {
-    Entry {
-        id: job.id,
-        user_id: job.user_id,
-        priority: job.priority,
+/// The index entry of a job (`None` for a type this build does not know: such a row cannot
+/// come from the API, and no worker here could run it).
+pub fn entry_of(job: &Job) -> Option<Entry> {
+    entry(job.id, job.user_id, job.priority, &job.job_type)
+}
+
+/// The index entry of a job from its parts (`None` for an unknown type, logged).
+pub fn entry(id: Uuid, user_id: Uuid, priority: i16, job_type: &str) -> Option<Entry> {
+    match job_type.parse::<JobType>() {
+        Ok(job_type) => Some(Entry {
+            id,
+            user_id,
+            priority,
+            job_type,
+        }),
+        Err(_) => {
+            tracing::warn!(job = %id, %job_type, "a job of an unknown type is left out of the queue");
+            None
+        }
     }
 }
 
@@ -263,8 +296,12 @@ pub async fn claim_loop(shared: Arc<Shared>) {
         let wake = shared.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
-        let ids = match shared.queue.claim(permits.len(), lease_ms).await {
-            Ok(ids) => ids,
+        let claim = match shared
+            .queue
+            .claim_within(permits.len(), lease_ms, &shared.limits)
+            .await
+        {
+            Ok(claim) => claim,
             Err(error) => {
                 tracing::warn!(%error, "claim failed; retrying");
                 drop(permits);
@@ -272,12 +309,26 @@ pub async fn claim_loop(shared: Arc<Shared>) {
                 continue;
             }
         };
+        if claim.paused_unknown {
+            // Redis lost its mirror of the paused types: nothing starts until it is rewritten
+            // from PostgreSQL.
+            drop(permits);
+            if let Err(error) = crate::maintenance::mirror_paused(&shared.pg, &shared.queue).await {
+                tracing::warn!(%error, "restoring the paused types in Redis failed; retrying");
+                pause(&shared, Duration::from_millis(500)).await;
+            }
+            continue;
+        }
+        let ids = claim.ids;
         if ids.is_empty() {
             drop(permits);
+            // Jobs held back by a type's rate may start when its window moves on; those held
+            // back by a concurrency limit or a pause are announced on the wake channel.
+            let wait = claim.retry_in.map_or(idle, |retry| retry.min(idle));
             tokio::select! {
                 () = shared.stopping.cancelled() => {}
                 () = wake => {}
-                () = tokio::time::sleep(idle) => {}
+                () = tokio::time::sleep(wait) => {}
             }
             continue;
         }
@@ -362,10 +413,8 @@ pub async fn put_back(shared: &Shared, ids: &[Uuid]) {
 /// Adds the queued jobs among `rows` to the ready or scheduled set, as their status says.
 pub fn index(batch: &mut job_queue::Batch, rows: &[jobs::QueueEntry]) {
     for row in rows {
-        let entry = Entry {
-            id: row.id,
-            user_id: row.user_id,
-            priority: row.priority,
+        let Some(entry) = entry(row.id, row.user_id, row.priority, &row.job_type) else {
+            continue;
         };
         match (row.status.as_str(), row.run_at) {
             ("pending", _) => {
@@ -398,6 +447,7 @@ async fn execute(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit, sp
     let stop = Arc::new(AtomicU8::new(0));
     let attempt = InFlight {
         fence: job.fence,
+        job_type: job.job_type.parse().ok(),
         token: token.clone(),
         span: span.clone(),
         stop: stop.clone(),
@@ -678,12 +728,12 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
             span.in_scope(|| tracing::debug!(status = %job.status, "outcome recorded"));
         }
         batch.release_lease(job.id);
-        match (job.status.as_str(), job.run_at) {
-            ("scheduled", Some(run_at)) => {
-                batch.schedule(entry_of(job), run_at);
+        match (job.status.as_str(), job.run_at, entry_of(job)) {
+            ("scheduled", Some(run_at), Some(entry)) => {
+                batch.schedule(entry, run_at);
             }
-            ("pending", _) => {
-                batch.enqueue(entry_of(job));
+            ("pending", _, Some(entry)) => {
+                batch.enqueue(entry);
             }
             _ => {}
         }

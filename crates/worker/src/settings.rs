@@ -1,5 +1,6 @@
 //! The worker's configuration (see [`service_kit::settings`] for the layers).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -87,6 +88,13 @@ pub struct Settings {
     pub failed_job_retention_days: u32,
     /// `RETENTION_INTERVAL_SECS`: how often old jobs are looked for (one worker at a time).
     pub retention_interval_secs: u64,
+    /// `TYPE_CONCURRENCY`: per-type limits on jobs running at once across every worker, as
+    /// `type=n` pairs separated by commas (`send_email=2,sleep=8`); empty: none. Every worker
+    /// should have the same value (each claim applies the claiming worker's).
+    pub type_concurrency: String,
+    /// `TYPE_RATE_PER_SEC`: per-type limits on jobs started in any one-second window across
+    /// every worker, as `type=n` pairs (`send_email=5`); empty: none.
+    pub type_rate_per_sec: String,
 }
 
 impl Default for Settings {
@@ -125,6 +133,8 @@ impl Default for Settings {
             job_retention_days: 30,
             failed_job_retention_days: 90,
             retention_interval_secs: 3600,
+            type_concurrency: String::new(),
+            type_rate_per_sec: String::new(),
         }
     }
 }
@@ -167,6 +177,8 @@ impl std::fmt::Debug for Settings {
             job_retention_days,
             failed_job_retention_days,
             retention_interval_secs,
+            type_concurrency,
+            type_rate_per_sec,
         } = self;
         f.debug_struct("Settings")
             .field("app_env", app_env)
@@ -205,6 +217,8 @@ impl std::fmt::Debug for Settings {
             .field("job_retention_days", job_retention_days)
             .field("failed_job_retention_days", failed_job_retention_days)
             .field("retention_interval_secs", retention_interval_secs)
+            .field("type_concurrency", type_concurrency)
+            .field("type_rate_per_sec", type_rate_per_sec)
             .finish()
     }
 }
@@ -242,6 +256,7 @@ impl Settings {
             ),
             ("RETENTION_INTERVAL_SECS", self.retention_interval_secs),
         ])?;
+        self.type_limits()?;
         if self.job_retry_max_ms < self.job_retry_base_ms {
             return Err(SettingsError::invalid(
                 "JOB_RETRY_MAX_MS",
@@ -290,6 +305,14 @@ impl Settings {
         ]
     }
 
+    /// The per-type limits of `TYPE_CONCURRENCY` and `TYPE_RATE_PER_SEC`.
+    pub fn type_limits(&self) -> Result<job_queue::TypeLimits, SettingsError> {
+        Ok(job_queue::TypeLimits {
+            concurrency: per_type("TYPE_CONCURRENCY", &self.type_concurrency)?,
+            rate_per_sec: per_type("TYPE_RATE_PER_SEC", &self.type_rate_per_sec)?,
+        })
+    }
+
     /// The lease length.
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.job_lease_secs)
@@ -302,9 +325,78 @@ impl Settings {
     }
 }
 
+/// Parses `type=n,type=n` (spaces allowed, empty: nothing) into positive limits per known
+/// job type; `name` is the variable, for the error.
+fn per_type(name: &str, value: &str) -> Result<HashMap<job_queue::JobType, u32>, SettingsError> {
+    let mut limits = HashMap::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((job_type, n)) = pair.split_once('=') else {
+            return Err(SettingsError::invalid(
+                name,
+                format!("`{pair}` is not `type=n` (e.g. `send_email=2`)"),
+            ));
+        };
+        let job_type: job_queue::JobType = job_type.trim().parse().map_err(|_| {
+            SettingsError::invalid(
+                name,
+                format!(
+                    "unknown job type `{}`; known types: {}",
+                    job_type.trim(),
+                    job_queue::JobType::ALL
+                        .map(job_queue::JobType::as_str)
+                        .join(", ")
+                ),
+            )
+        })?;
+        let n: u32 = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            SettingsError::invalid(
+                name,
+                format!("the limit of `{}` must be a whole number of at least 1 (to stop a type, pause it)", job_type.as_str()),
+            )
+        })?;
+        if limits.insert(job_type, n).is_some() {
+            return Err(SettingsError::invalid(
+                name,
+                format!("`{}` is named twice", job_type.as_str()),
+            ));
+        }
+    }
+    Ok(limits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[expect(clippy::unwrap_used, reason = "a test: a panic is the failure")]
+    fn per_type_limits_parse_and_refuse_nonsense() {
+        let settings = Settings {
+            type_concurrency: " send_email=2, sleep = 8 ".to_owned(),
+            type_rate_per_sec: "send_email=5".to_owned(),
+            ..Settings::default()
+        };
+        let limits = settings.type_limits().unwrap();
+        assert_eq!(limits.concurrency[&job_queue::JobType::SendEmail], 2);
+        assert_eq!(limits.concurrency[&job_queue::JobType::Sleep], 8);
+        assert_eq!(limits.rate_per_sec[&job_queue::JobType::SendEmail], 5);
+        assert!(Settings::default().type_limits().unwrap().is_empty());
+        for bad in [
+            "sleep",
+            "nope=1",
+            "sleep=0",
+            "sleep=-1",
+            "sleep=x",
+            "sleep=1,sleep=2",
+        ] {
+            let settings = Settings {
+                type_concurrency: bad.to_owned(),
+                ..Settings::default()
+            };
+            let error = settings.check().unwrap_err().to_string();
+            assert!(error.contains("TYPE_CONCURRENCY"), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn debug_output_hides_credentials_in_urls() {

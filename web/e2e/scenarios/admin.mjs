@@ -46,6 +46,17 @@ export function adminScenarios(env) {
         await admin.locator(`tr[data-job-id="${ownJob}"]`).waitFor();
         await screenshot(admin, 'admin');
 
+        // Pause and resume: the Queue card follows the service's answer and the stats show it.
+        const paused = admin.locator('[data-field="paused"]');
+        await admin.getByRole('button', { name: 'Pause sleep' }).click();
+        await admin.waitForFunction(() => document.querySelector('[data-field="paused"]')?.textContent === 'Paused: sleep.');
+        await admin.locator('[data-stat="paused"]').waitFor();
+        await admin.getByRole('button', { name: 'Pause all' }).click();
+        await admin.waitForFunction(() => document.querySelector('[data-field="paused"]')?.textContent === 'Every job type is paused.');
+        await admin.getByRole('button', { name: 'Resume all' }).click();
+        await admin.waitForFunction(() => document.querySelector('[data-field="paused"]')?.textContent === 'Every job type is running.');
+        assert.equal(await paused.textContent(), 'Every job type is running.');
+
         await admin.getByLabel('User id').fill(userId);
         await admin.waitForFunction((id) => !document.querySelector(`tr[data-job-id="${id}"]`), ownJob);
         await admin.locator(`tr[data-job-id="${scheduled}"]`).waitFor();

@@ -7,6 +7,7 @@ export type JobStatus = components['schemas']['JobStatus'];
 export type JobType = components['schemas']['JobType'];
 export type JobPage = components['schemas']['JobPage'];
 export type SubmitJob = RequestBody<Operation<paths, '/api/jobs/submit', 'post'>>;
+export type PausedTypes = components['schemas']['PausedTypes'];
 export type ListQuery = NonNullable<operations['list_own']['parameters']['query']>;
 export type AdminListQuery = NonNullable<operations['list_all']['parameters']['query']>;
 
@@ -24,11 +25,13 @@ export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'fai
 
 /**
  * `GET /api/jobs/stats`. Written by hand: the job service's OpenAPI document describes this
- * response in prose only (API §4 gives the shape).
+ * response in prose only (API §4 and §6 give the shape).
  */
 export interface JobStats {
   counts: Record<JobStatus, number>;
   queue_depth: Record<string, number>;
+  /** The paused job types (every type listed when everything is paused). */
+  paused: JobType[];
 }
 
 type Post<P extends keyof paths> = Operation<paths, P, 'post'>;
@@ -68,5 +71,15 @@ export class JobsApi {
 
   stats(): Promise<JobStats> {
     return this.http.request('GET', r('/api/jobs/stats'));
+  }
+
+  /** Pauses `type`, or every type (admins only, API §6). */
+  pause(type?: JobType): Promise<ResponseBody<Post<'/api/jobs/admin/pause'>, 200>> {
+    return this.http.request('POST', r('/api/jobs/admin/pause'), { body: type ? { type } : {} });
+  }
+
+  /** Resumes `type`, or every type (admins only). */
+  resume(type?: JobType): Promise<ResponseBody<Post<'/api/jobs/admin/resume'>, 200>> {
+    return this.http.request('POST', r('/api/jobs/admin/resume'), { body: type ? { type } : {} });
   }
 }

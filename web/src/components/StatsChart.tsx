@@ -1,4 +1,5 @@
 import { JOB_STATUSES, type JobStats } from '../api/jobs';
+import { describePaused } from './QueueControls';
 
 /** Counts by status and queue depth by priority, as two small bar charts. */
 export function StatsChart({ stats, title }: { stats: JobStats | null; title: string }) {
@@ -11,6 +12,11 @@ export function StatsChart({ stats, title }: { stats: JobStats | null; title: st
     <section className="stats" aria-label={title}>
       <Bars title="Jobs by status" rows={counts} kind="status" />
       <Bars title="Waiting to run, by priority" rows={depth} kind="depth" empty="Nothing is waiting." />
+      {stats.paused && stats.paused.length > 0 && (
+        <p className="alert alert--info stats__paused" data-stat="paused">
+          {describePaused(stats.paused)} Jobs of a paused type wait in the queue until an admin resumes it.
+        </p>
+      )}
     </section>
   );
 }

@@ -1,4 +1,4 @@
-import type { Job } from '../api/jobs';
+import type { Job, JobType } from '../api/jobs';
 
 /** Which way the app is getting updates: pushed over the socket, or polled while it cannot connect. */
 export type LiveMode = 'connecting' | 'live' | 'polling';
@@ -28,6 +28,10 @@ export interface LiveEvents {
   receiveMessage: RoomMessage;
   error: LiveError;
   authenticated: { expires_at: string };
+  /** To admins in `admin:jobs`: `types` were paused; `paused` is every paused type now. */
+  queuePaused: { types: JobType[]; paused: JobType[] };
+  /** To admins in `admin:jobs`: `types` were resumed; `paused` is every paused type now. */
+  queueResumed: { types: JobType[]; paused: JobType[] };
   /** Not a server event: the socket (re)opened, so whatever is on screen should be read again. */
   reconnected: Record<string, never>;
 }

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { JobStats } from '../api/jobs';
 import { useServices } from '../services';
-import { useJobEvents, useLiveRefresh } from './hooks';
+import { useJobEvents, useLiveEvent, useLiveRefresh } from './hooks';
 
 /**
  * `GET /api/jobs/stats`, read again after job events (at most once a second: a burst of events
@@ -23,6 +23,9 @@ export function useStats(): JobStats | null {
     };
   }, [load]);
   useLiveRefresh(load);
+  // Pauses change `paused` (admins in `admin:jobs` are told).
+  useLiveEvent('queuePaused', load);
+  useLiveEvent('queueResumed', load);
   useJobEvents(() => {
     if (pending.current) return;
     pending.current = setTimeout(() => {

@@ -4,6 +4,7 @@ import type { Job } from '../api/jobs';
 import { JobFilters, type Filters } from '../components/JobFilters';
 import { StatusBadge, Time } from '../components/JobBits';
 import { JobTable } from '../components/JobTable';
+import { QueueControls } from '../components/QueueControls';
 import { StatsChart } from '../components/StatsChart';
 import { useJobEvents, useLiveEvent, useLiveMode } from '../live/hooks';
 import { PAGE_SIZE, useJobList } from '../live/useJobList';
@@ -52,6 +53,7 @@ export function Admin() {
       <section className="card">
         <StatsChart stats={stats} title="Statistics of every user's jobs" />
       </section>
+      <QueueControls paused={stats?.paused ?? null} />
       <section className="card">
         <div className="filters">
           <JobFilters value={filters} onChange={setFilters} />

@@ -1,13 +1,19 @@
--- Adds pending jobs to the ready set in fair order: ARGV holds triples (id, user, priority), in
--- submission order. A job already ready keeps its place. Wakes idle workers.
--- KEYS[1] ready, KEYS[2] rounds, KEYS[3] served.
-local was_empty = redis.call('ZCARD', KEYS[1]) == 0
+-- Adds pending jobs to their types' ready sets in fair order: ARGV[1] is the key stem, then
+-- quadruples (id, user, priority, type) in submission order. A job already ready keeps its
+-- place. Wakes idle workers.
+-- KEYS[1] rounds, KEYS[2] served.
+local stem = ARGV[1]
 local added = 0
-for i = 1, #ARGV, 3 do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    redis.call('ZADD', KEYS[1], fair_score(KEYS[2], KEYS[3], ARGV[i + 1], ARGV[i + 2]), ARGV[i])
+local wake = false
+for i = 2, #ARGV, 4 do
+  local id, job_type = ARGV[i], ARGV[i + 3]
+  if not redis.call('ZSCORE', ready_key(stem, job_type), id) then
+    local score = fair_score(KEYS[1], KEYS[2], ARGV[i + 1], ARGV[i + 2])
+    if make_ready(stem, job_type, score, id) then
+      wake = true
+    end
     added = added + 1
   end
 end
-wake_idle(KEYS[1], was_empty, added)
+wake_idle(stem, wake)
 return added

@@ -4,12 +4,14 @@ pub mod cancel;
 pub mod get;
 pub mod list;
 pub mod logs;
+pub mod pause;
 pub mod retry;
 pub mod stats;
 pub mod submit;
 pub mod submit_batch;
 
 use actix_web::{HttpResponse, web};
+use domain::job::JobType;
 use job_queue::Entry;
 use persistence::jobs::{Job, Transition};
 use serde_json::json;
@@ -28,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/all", web::get().to(list::list_own))
             .route("/stats", web::get().to(stats::stats))
             .route("/admin/all", web::get().to(list::list_all))
+            .route("/admin/pause", web::post().to(pause::pause))
+            .route("/admin/resume", web::post().to(pause::resume))
             .route("/{id}", web::get().to(get::get))
             .route("/{id}/logs", web::get().to(logs::logs))
             .route("/{id}/cancel", web::post().to(cancel::cancel))
@@ -64,27 +68,32 @@ pub(crate) async fn announce(
     job: &Job,
     change: IndexChange,
 ) {
-    let entry = Entry {
-        id: job.id,
-        user_id: job.user_id,
-        priority: job.priority,
-    };
     let mut batch = state.queue.batch();
-    match change {
-        IndexChange::Enqueue => match (job.status.as_str(), job.run_at) {
-            ("scheduled", Some(run_at)) => {
-                batch.schedule(entry, run_at);
+    // Every stored type is one the API accepted; a row of another (written by a newer build)
+    // stays out of this build's index.
+    if let Ok(job_type) = job.job_type.parse::<JobType>() {
+        let entry = Entry {
+            id: job.id,
+            user_id: job.user_id,
+            priority: job.priority,
+            job_type,
+        };
+        match change {
+            IndexChange::Enqueue => match (job.status.as_str(), job.run_at) {
+                ("scheduled", Some(run_at)) => {
+                    batch.schedule(entry, run_at);
+                }
+                ("pending", _) => {
+                    batch.enqueue(entry);
+                }
+                // `waiting` (or settled at once to `cancelled`): in no queue.
+                _ => {}
+            },
+            IndexChange::Dequeue => {
+                batch.dequeue(entry);
             }
-            ("pending", _) => {
-                batch.enqueue(entry);
-            }
-            // `waiting` (or settled at once to `cancelled`): in no queue.
-            _ => {}
-        },
-        IndexChange::Dequeue => {
-            batch.dequeue(entry);
+            IndexChange::None => {}
         }
-        IndexChange::None => {}
     }
     batch.publish(job.user_id, &job.to_json());
     if let Err(error) = writes.send(batch).await {

@@ -9,13 +9,15 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 
 /// Counts per status (every status, zeros included) and pending jobs per priority: the
-/// caller's own jobs, or the whole system's for an admin.
+/// caller's own jobs, or the whole system's for an admin; and the paused job types (the same
+/// for everyone; all of them listed when everything is paused).
 #[utoipa::path(get, path = "/api/jobs/stats", tag = "jobs",
-    responses((status = 200, description = "`{\"counts\": {...}, \"queue_depth\": {\"<priority>\": n}}`"),
+    responses((status = 200, description = "`{\"counts\": {...}, \"queue_depth\": {\"<priority>\": n}, \"paused\": [type]}`"),
         (status = 401, body = service_kit::Problem)))]
 pub async fn stats(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let mut conn = state.conn().await?;
     let stats = persistence::jobs::stats(&mut conn, user.scope()).await?;
+    let paused = persistence::queue_pause::get(&mut conn).await?;
     let mut counts = Map::new();
     for status in JobStatus::ALL {
         let n = stats
@@ -30,5 +32,9 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRes
         .iter()
         .map(|(priority, n)| (priority.to_string(), json!(n)))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"counts": counts, "queue_depth": depth})))
+    Ok(HttpResponse::Ok().json(json!({
+        "counts": counts,
+        "queue_depth": depth,
+        "paused": super::pause::known(&paused.paused_types),
+    })))
 }

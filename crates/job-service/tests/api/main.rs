@@ -6,5 +6,6 @@ mod binary;
 mod dependencies;
 mod helpers;
 mod limits;
+mod pause;
 mod routes;
 mod with_auth;

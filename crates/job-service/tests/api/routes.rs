@@ -46,7 +46,7 @@ async fn submit_creates_a_pending_job_enqueues_it_and_publishes_an_event() {
     let created = job["created_at"].as_str().unwrap();
     assert!(created.ends_with('Z') && created.contains('.'), "{created}");
     let id = job["id"].as_str().unwrap();
-    assert!(app.zscore("ready", id).await.is_some());
+    assert!(app.zscore("ready:echo", id).await.is_some());
 
     let message = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         use futures_util::StreamExt as _;
@@ -450,7 +450,7 @@ async fn cancel_and_retry_follow_the_status_machine() {
     );
     assert!(body["job"]["finished_at"].is_string());
     assert!(
-        app.zscore("ready", &id).await.is_none(),
+        app.zscore("ready:noop", &id).await.is_none(),
         "cancelled job left the queue"
     );
     let (status, body) = app.post(&user, &format!("/api/jobs/{id}/cancel")).await;
@@ -472,7 +472,7 @@ async fn cancel_and_retry_follow_the_status_machine() {
     assert_eq!(body["job"]["attempts"], 0);
     assert!(body["job"]["finished_at"].is_null());
     assert!(
-        app.zscore("ready", &id).await.is_some(),
+        app.zscore("ready:noop", &id).await.is_some(),
         "retried job is queued again"
     );
     let (status, _) = app.post(&user, "/api/jobs/nope/cancel").await;
@@ -504,7 +504,7 @@ async fn twenty_concurrent_identical_submits_create_one_job() {
     assert_eq!(ids.len(), 1);
     let (_, page) = app.get(&user, "/api/jobs/all").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    assert_eq!(app.zcard("ready").await, 1);
+    assert_eq!(app.zcard("ready:noop").await, 1);
     // The key is per user.
     let (status, body) = send(other.token.clone()).await;
     assert_eq!(status, 201);

@@ -9,6 +9,7 @@ mod auth;
 mod dashboards;
 mod frames;
 mod helpers;
+mod pause;
 mod process;
 mod replicas;
 mod routing;

@@ -170,7 +170,7 @@ impl Env {
             .unwrap()
     }
 
-    /// The full name of the queue key `name` (`ready`, `scheduled`, `lease`).
+    /// The full name of the queue key `name` (`ready:<type>`, `scheduled`, `lease`).
     pub fn key(&self, name: &str) -> String {
         format!("{}q:{name}", self.redis.prefix())
     }
