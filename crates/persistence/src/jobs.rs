@@ -18,9 +18,10 @@ use crate::PersistenceError;
 use crate::schema::{jobs, users};
 
 /// The columns of [`Job`] for hand-written SQL (`type` is read as `job_type`).
-const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
+pub(crate) const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
     j.attempts, j.max_attempts, j.progress, j.result, j.last_error, j.run_at, j.idempotency_key, \
-    j.fence, j.created_at, j.updated_at, j.started_at, j.finished_at, j.request_id";
+    j.fence, j.created_at, j.updated_at, j.started_at, j.finished_at, j.request_id, \
+    j.schedule_id";
 
 /// One row of `jobs`.
 #[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
@@ -64,6 +65,8 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// The id of the HTTP request that submitted it (`X-Request-Id`), for the worker's logs.
     pub request_id: Option<String>,
+    /// The schedule that created it, if any (see [`crate::schedules`]).
+    pub schedule_id: Option<Uuid>,
 }
 
 fn timestamp(at: &DateTime<Utc>) -> String {
@@ -90,6 +93,7 @@ impl Job {
             "updated_at": timestamp(&self.updated_at),
             "started_at": self.started_at.as_ref().map(timestamp),
             "finished_at": self.finished_at.as_ref().map(timestamp),
+            "schedule_id": self.schedule_id,
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod otp_codes;
 pub mod pool;
 pub mod queue_depth;
 pub mod retention;
+pub mod schedules;
 pub mod schema;
 pub mod sessions;
 pub mod users;

@@ -5,6 +5,7 @@ pub mod get;
 pub mod list;
 pub mod logs;
 pub mod retry;
+pub mod schedules;
 pub mod stats;
 pub mod submit;
 

@@ -159,7 +159,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 }
 
 /// `send_email` from a non-admin may only go to the submitter's own, verified address.
-async fn check_own_address(
+pub(crate) async fn check_own_address(
     state: &AppState,
     user: &AuthUser,
     data: &Value,

@@ -5,4 +5,5 @@ mod binary;
 mod helpers;
 mod limits;
 mod routes;
+mod schedules;
 mod with_auth;

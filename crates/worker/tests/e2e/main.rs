@@ -11,4 +11,5 @@ mod logs;
 mod races;
 mod resilience;
 mod retention;
+mod schedules;
 mod startup;
