@@ -4,6 +4,7 @@ import { FINAL_STATUSES, type Job } from '../api/jobs';
 import { messageOf } from '../api/problem';
 import { useAuth } from '../auth/AuthContext';
 import { ProgressBar, StatusBadge, Time } from '../components/JobBits';
+import { JobLog } from '../components/JobLog';
 import { useJobEvents, useLiveRefresh } from '../live/hooks';
 import { newest } from '../live/merge';
 import { useServices } from '../services';
@@ -131,6 +132,16 @@ export function JobDetail() {
         <dd>
           <Time value={job.updated_at} />
         </dd>
+        {job.schedule_id && (
+          <>
+            <dt>Schedule</dt>
+            <dd data-field="schedule_id">
+              <Link to="/schedules">
+                <code>{job.schedule_id}</code>
+              </Link>
+            </dd>
+          </>
+        )}
       </dl>
       <div className="grid">
         <div>
@@ -144,6 +155,7 @@ export function JobDetail() {
           </pre>
         </div>
       </div>
+      <JobLog id={job.id} />
       <Link to="/jobs">← All your jobs</Link>
     </section>
   );
