@@ -202,10 +202,11 @@ async fn a_paused_schedule_creates_nothing_and_resumes_from_now() {
         "a paused schedule fired"
     );
 
+    // Taken before the request: the service resumes from its own now, after this.
+    let resumed_at = Utc::now();
     let (status, body) = env.post(&format!("/api/schedules/{id}/resume")).await;
     assert_eq!(status, 200);
     assert_eq!(body["schedule"]["paused"], false);
-    let resumed_at = Utc::now();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let after = runs(&env, id).await;
     assert!(
