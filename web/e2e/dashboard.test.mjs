@@ -10,6 +10,7 @@ import { accountScenarios } from './scenarios/accounts.mjs';
 import { adminScenarios } from './scenarios/admin.mjs';
 import { jobScenarios, jobsPageScenario } from './scenarios/jobs.mjs';
 import { liveScenarios } from './scenarios/live.mjs';
+import { scheduleScenarios } from './scenarios/schedules.mjs';
 import { startStack } from './stack.mjs';
 
 /** @type {import('./scenarios/env.mjs').Env} */
@@ -46,4 +47,5 @@ accountScenarios(env);
 jobScenarios(env);
 adminScenarios(env);
 liveScenarios(env);
+scheduleScenarios(env);
 jobsPageScenario(env);

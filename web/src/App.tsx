@@ -11,6 +11,7 @@ import { Login } from './pages/Login';
 import { NewJob } from './pages/NewJob';
 import { ResetPassword } from './pages/ResetPassword';
 import { Rooms } from './pages/Rooms';
+import { Schedules } from './pages/Schedules';
 import { Signup } from './pages/Signup';
 import { Verify } from './pages/Verify';
 import { VerifyEmail } from './pages/VerifyEmail';
@@ -30,6 +31,7 @@ export function App() {
             <Route path="/jobs" element={<Jobs />} />
             <Route path="/jobs/new" element={<NewJob />} />
             <Route path="/jobs/:id" element={<JobDetail />} />
+            <Route path="/schedules" element={<Schedules />} />
             <Route path="/rooms" element={<Rooms />} />
             <Route path="/account" element={<Account />} />
             <Route
@@ -63,6 +65,7 @@ function Layout() {
               Jobs
             </NavLink>
             <NavLink to="/jobs/new">New job</NavLink>
+            <NavLink to="/schedules">Schedules</NavLink>
             <NavLink to="/rooms">Rooms</NavLink>
             {user.role === 'admin' && <NavLink to="/admin">Admin</NavLink>}
             <NavLink to="/account">Account</NavLink>

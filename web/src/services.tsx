@@ -2,6 +2,7 @@ import { createContext, useContext, type ReactNode } from 'react';
 import { AuthApi } from './api/auth';
 import { HttpClient, SessionKeeper } from './api/http';
 import { JobsApi } from './api/jobs';
+import { SchedulesApi } from './api/schedules';
 import type { AppConfig } from './config';
 import { LiveClient, socketUrl } from './live/client';
 
@@ -10,6 +11,7 @@ export interface Services {
   config: AppConfig;
   auth: AuthApi;
   jobs: JobsApi;
+  schedules: SchedulesApi;
   live: LiveClient;
   session: SessionKeeper;
   /** Listeners told when the session is over (a refresh failed). */
@@ -31,12 +33,15 @@ export function createServices(config: AppConfig): Services {
     },
   );
   const auth = new AuthApi(new HttpClient(config.authUrl, 'auth', session));
-  const jobs = new JobsApi(new HttpClient(config.jobsUrl, 'job', session));
+  const jobsHttp = new HttpClient(config.jobsUrl, 'job', session);
+  const jobs = new JobsApi(jobsHttp);
+  const schedules = new SchedulesApi(jobsHttp);
   const live = new LiveClient(socketUrl(config.jobsUrl), { renewSession: () => session.refresh() });
   return {
     config,
     auth,
     jobs,
+    schedules,
     live,
     session,
     onSessionExpired(listener) {

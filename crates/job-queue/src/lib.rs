@@ -321,6 +321,12 @@ impl Queue {
         self.keys.ready(job_type)
     }
 
+    /// The channel on which schedule changes wake the workers' schedulers (see
+    /// [`Batch::wake_schedulers`]).
+    pub fn schedules_channel(&self) -> String {
+        format!("{}schedules:wake", self.prefix)
+    }
+
     /// A handle on the shared multiplexed connection that waits at most `timeout` for each
     /// answer. The connection is taken from the pool once and kept (it multiplexes every
     /// caller's commands), rather than checked out per command: a checkout pings the server
@@ -818,6 +824,16 @@ impl Batch {
         self
     }
 
+    /// Wakes the workers' schedulers (a schedule was created or resumed: its first due time
+    /// may be earlier than the one they sleep until).
+    pub fn wake_schedulers(&mut self) -> &mut Self {
+        self.len += 1;
+        self.pipe
+            .publish(format!("{}schedules:wake", self.prefix), "s")
+            .ignore();
+        self
+    }
+
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -847,9 +863,13 @@ impl ReadySignal {
     /// Subscribes to the wake channel of `queue` on the Redis at `redis_url`; the task ends
     /// when every clone of the signal is gone (checked on reconnects).
     pub fn start(redis_url: &str, queue: &Queue) -> Result<Self, QueueError> {
+        Self::on_channel(redis_url, queue.wake_channel())
+    }
+
+    /// The same for any `channel` (such as [`Queue::schedules_channel`]).
+    pub fn on_channel(redis_url: &str, channel: String) -> Result<Self, QueueError> {
         use futures_util::StreamExt as _;
         let client = redis::Client::open(redis_url)?;
-        let channel = queue.wake_channel();
         let notify = std::sync::Arc::new(tokio::sync::Notify::new());
         let weak = std::sync::Arc::downgrade(&notify);
         tokio::spawn(async move {

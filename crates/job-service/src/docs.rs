@@ -30,6 +30,8 @@ pub struct Job {
     finished_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The jobs this one waits for (`depends_on` at submit), in the order given.
     depends_on: Vec<uuid::Uuid>,
+    /// The schedule that created the job (`null` for a submitted job).
+    schedule_id: Option<uuid::Uuid>,
 }
 
 /// `{"job": {...}}`.
@@ -87,11 +89,62 @@ pub struct JobLogs {
     lines: Vec<JobLogLine>,
 }
 
+/// The job a schedule creates at each due time.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct ScheduleJob {
+    #[schema(rename = "type")]
+    job_type: domain::job::JobType,
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+    priority: i16,
+    max_attempts: i32,
+}
+
+/// A schedule as the API returns it.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "documentation only: the API renders persistence::schedules::Schedule::to_json"
+)]
+pub struct Schedule {
+    id: uuid::Uuid,
+    /// The owner (the jobs it creates are theirs).
+    user_id: uuid::Uuid,
+    name: String,
+    /// Normalised (single spaces).
+    cron: String,
+    /// IANA zone name.
+    timezone: String,
+    job: ScheduleJob,
+    paused: bool,
+    /// The next due time; `null` while paused.
+    next_run_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The due time of the last job created.
+    last_run_at: Option<chrono::DateTime<chrono::Utc>>,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `{"schedule": {...}}`.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct ScheduleEnvelope {
+    schedule: Schedule,
+}
+
+/// A page of schedules.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct SchedulePage {
+    items: Vec<Schedule>,
+    next_cursor: Option<String>,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Task Vault job service",
-        description = "Section 4 of the Task Vault contract."
+        description = "Sections 4 and 6 of the Task Vault contract."
     ),
     paths(
         crate::routes::submit::submit,
@@ -105,6 +158,12 @@ pub struct JobLogs {
         crate::routes::stats::stats,
         crate::routes::pause::pause,
         crate::routes::pause::resume,
+        crate::routes::schedules::create::create,
+        crate::routes::schedules::list::list,
+        crate::routes::schedules::manage::get,
+        crate::routes::schedules::manage::delete,
+        crate::routes::schedules::manage::pause,
+        crate::routes::schedules::manage::resume,
     ),
     components(schemas(
         Job,
@@ -114,6 +173,12 @@ pub struct JobLogs {
         JobLogLine,
         JobLogLevel,
         JobList,
+        Schedule,
+        ScheduleJob,
+        ScheduleEnvelope,
+        SchedulePage,
+        crate::routes::schedules::create::CreateSchedule,
+        crate::routes::schedules::create::ScheduledJob,
         service_kit::Problem,
         crate::routes::submit::SubmitJob,
         crate::routes::submit_batch::SubmitBatch,

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 404 `not_found` (also for other users' jobs: no hint that they exist).
     #[error("not found")]
     NotFound,
+    /// 404 `not_found` for a schedule (also for other users' schedules).
+    #[error("no such schedule")]
+    NoSuchSchedule,
     /// 422 `validation_failed`, with an optional detail replacing the generic one.
     #[error("validation failed: {0:?}")]
     Validation(ValidationErrors, Option<String>),
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Unauthorized => Problem::unauthorized(),
             ApiError::Forbidden(detail) => Problem::forbidden(*detail),
             ApiError::NotFound => Problem::not_found("No such job."),
+            ApiError::NoSuchSchedule => Problem::not_found("No such schedule."),
             ApiError::Validation(errors, detail) => {
                 let mut problem = Problem::validation(errors.clone());
                 if let Some(detail) = detail {
@@ -93,7 +97,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoSuchSchedule => StatusCode::NOT_FOUND,
             ApiError::Validation(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(..) => StatusCode::CONFLICT,

@@ -203,6 +203,7 @@ impl Application {
                     }
                 })
                 .configure(routes::configure)
+                .configure(routes::schedules::configure)
                 .configure(ws::configure)
                 .configure(|cfg| service_kit::http::configure_docs(cfg, openapi.clone()))
                 .default_service(web::to(service_kit::http::not_found))

@@ -21,7 +21,7 @@ use crate::schema::{jobs, users};
 pub(crate) const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
     j.attempts, j.max_attempts, j.progress, j.result, j.last_error, j.run_at, j.idempotency_key, \
     j.fence, j.created_at, j.updated_at, j.started_at, j.finished_at, j.request_id, \
-    j.depends_on";
+    j.depends_on, j.schedule_id";
 
 /// One row of `jobs`.
 #[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
@@ -68,6 +68,8 @@ pub struct Job {
     pub request_id: Option<String>,
     /// Its parents (jobs it waits for), in the order given; empty for most jobs.
     pub depends_on: Vec<Uuid>,
+    /// The schedule that created it, if any (see [`crate::schedules`]).
+    pub schedule_id: Option<Uuid>,
 }
 
 fn timestamp(at: &DateTime<Utc>) -> String {
@@ -95,6 +97,7 @@ impl Job {
             "started_at": self.started_at.as_ref().map(timestamp),
             "finished_at": self.finished_at.as_ref().map(timestamp),
             "depends_on": self.depends_on,
+            "schedule_id": self.schedule_id,
         })
     }
 }

@@ -18,6 +18,7 @@ pub mod queue_depth;
 pub mod queue_pause;
 pub mod retention;
 pub mod roles;
+pub mod schedules;
 pub mod schema;
 pub mod sessions;
 pub mod users;

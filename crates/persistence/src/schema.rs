@@ -92,6 +92,8 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         request_id -> Nullable<Text>,
         depends_on -> Array<Uuid>,
+        schedule_id -> Nullable<Uuid>,
+        schedule_due_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -128,3 +130,25 @@ diesel::table! {
         updated_by -> Nullable<Uuid>,
     }
 }
+
+    schedules (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        cron -> Text,
+        timezone -> Text,
+        #[sql_name = "type"]
+        job_type -> Text,
+        data -> Jsonb,
+        priority -> Int2,
+        max_attempts -> Int4,
+        paused -> Bool,
+        next_run_at -> Nullable<Timestamptz>,
+        last_run_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(schedules -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(schedules, users);

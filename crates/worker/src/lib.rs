@@ -21,6 +21,7 @@ pub mod handlers;
 pub mod logs;
 pub mod maintenance;
 pub mod runtime;
+pub mod schedules;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -137,6 +138,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         ))
     })?;
     let limits = settings.type_limits()?;
+    let schedules_wake =
+        job_queue::ReadySignal::on_channel(&settings.redis_url, queue.schedules_channel())
+            .map_err(|e| {
+                StartError::Settings(service_kit::settings::SettingsError::invalid(
+                    "REDIS_URL",
+                    e,
+                ))
+            })?;
     let shared = Arc::new(Shared {
         limits,
         pg,
@@ -190,6 +199,11 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
                 let s = s.clone();
                 async move { maintenance::reconcile(&s).await }
             },
+        ));
+        maintenance.spawn(schedules::scheduler_loop(
+            shared.clone(),
+            schedules_wake,
+            maintenance_stop.clone(),
         ));
         maintenance.spawn(logs::flush_loop(
             shared.logs.clone(),

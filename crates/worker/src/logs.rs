@@ -2,9 +2,10 @@
 //!
 //! Lines are never written one statement each. Every attempt of this worker appends to one
 //! [`LogBuffer`]; its contents are written in one statement ([`persistence::job_logs::append`])
-//! by whichever comes first: the flush timer ([`flush_loop`], every [`FLUSH_INTERVAL`] or as
-//! soon as [`FLUSH_AT`] lines wait), or the batcher about to record attempt outcomes, so that a
-//! job's lines are stored before the job is seen to have finished.
+//! by whichever comes first: the flusher ([`flush_loop`], [`FLUSH_INTERVAL`] after a line is
+//! buffered, or as soon as [`FLUSH_AT`] lines wait; asleep while none is), or the batcher about
+//! to record attempt outcomes, so that a job's lines are stored before the job is seen to have
+//! finished.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
@@ -58,6 +59,9 @@ pub struct LogBuffer {
     /// One write at a time, so that a write that must follow the lines buffered so far (the
     /// batcher's) waits for a timer write in progress.
     writing: tokio::sync::Mutex<()>,
+    /// Signalled by every push (a stored permit when nobody waits), so an idle worker's
+    /// flusher sleeps instead of waking on a timer.
+    pushed: Notify,
     full: Notify,
 }
 
@@ -88,6 +92,7 @@ impl LogBuffer {
             lines.push_back(line);
             lines.len()
         };
+        self.pushed.notify_one();
         if len >= FLUSH_AT {
             self.full.notify_one();
         }
@@ -139,10 +144,15 @@ impl LogBuffer {
     }
 }
 
-/// Writes buffered lines every [`FLUSH_INTERVAL`], or sooner when [`FLUSH_AT`] wait, until
-/// `stop` fires; then writes what is left.
+/// Writes buffered lines at most [`FLUSH_INTERVAL`] after the first of them was pushed (sooner
+/// when [`FLUSH_AT`] wait), until `stop` fires; then writes what is left. Sleeps while no line
+/// is pushed.
 pub async fn flush_loop(buffer: std::sync::Arc<LogBuffer>, pg: PgPool, stop: CancellationToken) {
     loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = buffer.pushed.notified() => {}
+        }
         tokio::select! {
             () = stop.cancelled() => break,
             () = buffer.full.notified() => {}

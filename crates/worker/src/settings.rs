@@ -47,6 +47,9 @@ pub struct Settings {
     /// `PROMOTE_INTERVAL_MS`: the longest the promoter sleeps; it wakes when the next
     /// scheduled job is due or a job is scheduled, so this is a safety net, not a poll.
     pub promote_interval_ms: u64,
+    /// `SCHEDULE_MAX_SLEEP_SECS`: the longest the scheduler sleeps; it wakes when the next
+    /// schedule is due or one is created or resumed, so this is a safety net, not a poll.
+    pub schedule_max_sleep_secs: u64,
     /// `IDLE_POLL_MS`: the longest an idle claim loop waits for a wake-up (jobs made ready
     /// publish one) before it looks again anyway: a safety net, not a poll.
     pub idle_poll_ms: u64,
@@ -117,6 +120,7 @@ impl Default for Settings {
             reaper_interval_ms: 1000,
             promote_interval_ms: 5000,
             idle_poll_ms: 5000,
+            schedule_max_sleep_secs: 60,
             shutdown_grace_secs: 30,
             claim_batch: 256,
             claim_loops: 2,
@@ -161,6 +165,7 @@ impl std::fmt::Debug for Settings {
             reaper_interval_ms,
             promote_interval_ms,
             idle_poll_ms,
+            schedule_max_sleep_secs,
             shutdown_grace_secs,
             claim_batch,
             claim_loops,
@@ -198,6 +203,7 @@ impl std::fmt::Debug for Settings {
             .field("reaper_interval_ms", reaper_interval_ms)
             .field("promote_interval_ms", promote_interval_ms)
             .field("idle_poll_ms", idle_poll_ms)
+            .field("schedule_max_sleep_secs", schedule_max_sleep_secs)
             .field("shutdown_grace_secs", shutdown_grace_secs)
             .field("claim_batch", claim_batch)
             .field("claim_loops", claim_loops)
@@ -243,6 +249,7 @@ impl Settings {
             ("RECONCILE_INTERVAL_SECS", self.reconcile_interval_secs),
             ("REAPER_INTERVAL_MS", self.reaper_interval_ms),
             ("PROMOTE_INTERVAL_MS", self.promote_interval_ms),
+            ("SCHEDULE_MAX_SLEEP_SECS", self.schedule_max_sleep_secs),
             ("CLAIM_BATCH", self.claim_batch as u64),
             ("CLAIM_LOOPS", self.claim_loops as u64),
             ("FLUSH_MAX", self.flush_max as u64),

@@ -6,6 +6,7 @@ export type Job = components['schemas']['Job'];
 export type JobStatus = components['schemas']['JobStatus'];
 export type JobType = components['schemas']['JobType'];
 export type JobPage = components['schemas']['JobPage'];
+export type JobLogLine = components['schemas']['JobLogLine'];
 export type SubmitJob = RequestBody<Operation<paths, '/api/jobs/submit', 'post'>>;
 export type PausedTypes = components['schemas']['PausedTypes'];
 export type ListQuery = NonNullable<operations['list_own']['parameters']['query']>;
@@ -59,6 +60,11 @@ export class JobsApi {
 
   get(id: string): Promise<ResponseBody<Get<'/api/jobs/{id}'>, 200>> {
     return this.http.request('GET', r('/api/jobs/{id}', { id }));
+  }
+
+  /** The job's log lines, oldest first (its newest 1,000). */
+  logs(id: string): Promise<ResponseBody<Get<'/api/jobs/{id}/logs'>, 200>> {
+    return this.http.request('GET', r('/api/jobs/{id}/logs', { id }));
   }
 
   cancel(id: string): Promise<ResponseBody<Post<'/api/jobs/{id}/cancel'>, 200>> {

@@ -5,6 +5,7 @@ import { messageOf } from '../api/problem';
 import { useAuth } from '../auth/AuthContext';
 import { Dependencies } from '../components/Dependencies';
 import { ProgressBar, StatusBadge, Time } from '../components/JobBits';
+import { JobLog } from '../components/JobLog';
 import { useJobEvents, useLiveRefresh } from '../live/hooks';
 import { newest } from '../live/merge';
 import { useServices } from '../services';
@@ -133,6 +134,16 @@ export function JobDetail() {
         <dd>
           <Time value={job.updated_at} />
         </dd>
+        {job.schedule_id && (
+          <>
+            <dt>Schedule</dt>
+            <dd data-field="schedule_id">
+              <Link to="/schedules">
+                <code>{job.schedule_id}</code>
+              </Link>
+            </dd>
+          </>
+        )}
       </dl>
       <Dependencies job={job} />
       <div className="grid">
@@ -147,6 +158,7 @@ export function JobDetail() {
           </pre>
         </div>
       </div>
+      <JobLog id={job.id} />
       <Link to="/jobs">← All your jobs</Link>
     </section>
   );

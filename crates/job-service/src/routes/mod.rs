@@ -6,6 +6,7 @@ pub mod list;
 pub mod logs;
 pub mod pause;
 pub mod retry;
+pub mod schedules;
 pub mod stats;
 pub mod submit;
 pub mod submit_batch;

@@ -296,7 +296,7 @@ pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiEr
 }
 
 /// `send_email` from a non-admin may only go to the submitter's own, verified address.
-async fn check_own_address(
+pub(crate) async fn check_own_address(
     state: &AppState,
     user: &AuthUser,
     data: &Value,

@@ -8,4 +8,5 @@ mod helpers;
 mod limits;
 mod pause;
 mod routes;
+mod schedules;
 mod with_auth;

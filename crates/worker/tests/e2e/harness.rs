@@ -195,6 +195,18 @@ impl Env {
             .unwrap_or(0.0)
     }
 
+    pub async fn get_path(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.user.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn post(&self, path: &str) -> (u16, Value) {
         let response = self
             .client

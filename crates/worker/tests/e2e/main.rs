@@ -15,4 +15,5 @@ mod pause;
 mod races;
 mod resilience;
 mod retention;
+mod schedules;
 mod startup;
