@@ -69,7 +69,28 @@ pub const TABLES: &[TableGrant] = &[
     TableGrant {
         table: "jobs",
         jobs: Some("SELECT, INSERT, UPDATE"),
-        worker: Some("SELECT, UPDATE, DELETE"),
+        // INSERT: the jobs that schedules create.
+        worker: Some("SELECT, INSERT, UPDATE, DELETE"),
+    },
+    // Dependency edges: written at submit by the job service, read when the worker settles a
+    // parent's children (deleted with their jobs by the cascade, as the owner).
+    TableGrant {
+        table: "job_dependencies",
+        jobs: Some("SELECT, INSERT"),
+        worker: Some("SELECT"),
+    },
+    // The paused job types: set by admins through the job service, mirrored into Redis by the
+    // worker's reconciler.
+    TableGrant {
+        table: "queue_pause",
+        jobs: Some("SELECT, INSERT, UPDATE"),
+        worker: Some("SELECT"),
+    },
+    // Schedules: managed through the job service; fired (their due times advanced) by workers.
+    TableGrant {
+        table: "schedules",
+        jobs: Some("SELECT, INSERT, UPDATE, DELETE"),
+        worker: Some("SELECT, UPDATE"),
     },
     // Lines written by job handlers: appended (and trimmed to the newest) by the worker, read
     // by the job service. They go with their job (the cascade runs as the owner).

@@ -131,6 +131,7 @@ diesel::table! {
     }
 }
 
+diesel::table! {
     schedules (id) {
         id -> Uuid,
         user_id -> Uuid,

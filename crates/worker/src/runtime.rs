@@ -750,12 +750,12 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
 /// job it changed (cancelled ones are in no queue).
 pub fn index_settled(batch: &mut job_queue::Batch, settled: &Settled) {
     for job in &settled.promoted {
-        match (job.status.as_str(), job.run_at) {
-            ("scheduled", Some(run_at)) => {
-                batch.schedule(entry_of(job), run_at);
+        match (job.status.as_str(), job.run_at, entry_of(job)) {
+            ("scheduled", Some(run_at), Some(entry)) => {
+                batch.schedule(entry, run_at);
             }
-            ("pending", _) => {
-                batch.enqueue(entry_of(job));
+            ("pending", _, Some(entry)) => {
+                batch.enqueue(entry);
             }
             _ => {}
         }

@@ -108,19 +108,23 @@ pub(crate) async fn announce(
 pub(crate) async fn announce_all(state: &AppState, writes: &job_queue::Coalescer, jobs: &[Job]) {
     let mut batch = state.queue.batch();
     for job in jobs {
-        let entry = Entry {
-            id: job.id,
-            user_id: job.user_id,
-            priority: job.priority,
-        };
-        match (job.status.as_str(), job.run_at) {
-            ("scheduled", Some(run_at)) => {
-                batch.schedule(entry, run_at);
+        // As in `announce`: a row of a type this build does not know stays out of its index.
+        if let Ok(job_type) = job.job_type.parse::<JobType>() {
+            let entry = Entry {
+                id: job.id,
+                user_id: job.user_id,
+                priority: job.priority,
+                job_type,
+            };
+            match (job.status.as_str(), job.run_at) {
+                ("scheduled", Some(run_at)) => {
+                    batch.schedule(entry, run_at);
+                }
+                ("pending", _) => {
+                    batch.enqueue(entry);
+                }
+                _ => {}
             }
-            ("pending", _) => {
-                batch.enqueue(entry);
-            }
-            _ => {}
         }
         batch.publish(job.user_id, &job.to_json());
     }

@@ -67,9 +67,7 @@ pub async fn create(
         None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
         Some(data) => data,
     };
-    crate::submit_limits::check(&state, &user, &data, job.priority)
-        .await
-        .map_err(in_job)?;
+    crate::submit_limits::check_rate(&state, &user, 1).await?;
     let data_len = serde_json::to_vec(&data)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -80,7 +78,8 @@ pub async fn create(
         )));
     }
 
-    let mut job_errors = ValidationErrors::new();
+    // The per-job field limits of a submit (`\u0000`, `USER_MAX_PRIORITY`).
+    let mut job_errors = state.submit_limits.field_errors(&user, &data, job.priority);
     let job_type = job_errors.check(job.job_type.parse::<JobType>());
     let priority = job.priority.map_or(Some(Priority::default()), |p| {
         job_errors.check(Priority::parse(p))
@@ -91,7 +90,14 @@ pub async fn create(
     if let Some(job_type) = job_type {
         job_errors.check(job_type.validate_data(&data));
         if job_type == JobType::SendEmail && !user.is_admin() && job_errors.is_empty() {
-            crate::routes::submit::check_own_address(&state, &user, &data, &mut job_errors).await?;
+            crate::routes::submit::check_own_address(
+                &state,
+                &user,
+                &data,
+                &mut crate::routes::submit::OwnAddress::default(),
+                &mut job_errors,
+            )
+            .await?;
         }
     }
     let mut errors = nested("job", job_errors);
@@ -141,10 +147,3 @@ fn nested(prefix: &str, errors: ValidationErrors) -> ValidationErrors {
     )
 }
 
-/// A submit-limit error about the job part, its fields renamed `job.<field>`.
-fn in_job(error: ApiError) -> ApiError {
-    match error {
-        ApiError::Validation(errors, detail) => ApiError::Validation(nested("job", errors), detail),
-        other => other,
-    }
-}
