@@ -146,4 +146,3 @@ fn nested(prefix: &str, errors: ValidationErrors) -> ValidationErrors {
             .collect(),
     )
 }
-
