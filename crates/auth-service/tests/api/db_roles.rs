@@ -112,7 +112,6 @@ async fn db_roles_grants_exactly_what_each_service_needs_and_no_credentials() {
         "SELECT * FROM refresh_tokens",
         "SELECT * FROM sessions",
         "SELECT * FROM otp_codes",
-        "INSERT INTO jobs (id, user_id, type, status) VALUES (gen_random_uuid(), gen_random_uuid(), 'noop', 'pending')",
         "CREATE TABLE smuggled (a int)",
     ] {
         denied(&worker, sql).await;

@@ -45,14 +45,14 @@ async fn a_batch_creates_every_job_in_order_indexes_and_announces_them() {
         assert_eq!(job["data"], json!({"n": i}), "order kept");
         assert_eq!(job["status"], "pending");
         assert!(
-            app.zscore("ready", job["id"].as_str().unwrap())
+            app.zscore("ready:echo", job["id"].as_str().unwrap())
                 .await
                 .is_some()
         );
     }
     assert_eq!(created[300]["status"], "scheduled");
     assert_eq!(created[300]["priority"], 3);
-    assert_eq!(app.zcard("ready").await, 300);
+    assert_eq!(app.zcard("ready:echo").await, 300);
     assert_eq!(app.zcard("scheduled").await, 1);
     // The ids grow in batch order, so the queue serves them in that order.
     let ids: Vec<&str> = created.iter().map(|j| j["id"].as_str().unwrap()).collect();
@@ -62,7 +62,7 @@ async fn a_batch_creates_every_job_in_order_indexes_and_announces_them() {
     );
     let mut ready: Vec<f64> = Vec::new();
     for id in &ids[..300] {
-        ready.push(app.zscore("ready", id).await.unwrap());
+        ready.push(app.zscore("ready:echo", id).await.unwrap());
     }
     assert!(
         ready.windows(2).all(|w| w[0] < w[1]),
@@ -111,7 +111,13 @@ async fn one_bad_job_refuses_the_batch_with_errors_keyed_by_index_and_creates_no
     );
     assert!(problem["detail"].as_str().unwrap().contains("3 of the 5"));
     assert_eq!(job_count(&app, &user).await, 0, "nothing created");
-    assert_eq!(app.zcard("ready").await, 0);
+    for job_type in ["noop", "echo", "sleep", "send_email", "hash"] {
+        assert_eq!(
+            app.zcard(&format!("ready:{job_type}")).await,
+            0,
+            "nothing queued"
+        );
+    }
 
     // A type error deep in the batch is named by its path too.
     let (status, problem) = batch_raw(

@@ -109,8 +109,15 @@ async fn a_child_waits_out_of_the_queue_and_starts_as_its_parents_say() {
     assert_eq!(child["status"], "waiting");
     assert_eq!(child["depends_on"], json!([parent]));
     let child_id = child["id"].as_str().unwrap();
-    assert!(app.zscore("ready", child_id).await.is_none(), "not queued");
-    assert_eq!(app.zcard("ready").await, 1, "only the parent is queued");
+    assert!(
+        app.zscore("ready:echo", child_id).await.is_none(),
+        "not queued"
+    );
+    assert_eq!(
+        app.zcard("ready:noop").await,
+        1,
+        "only the parent is queued"
+    );
 
     // Parents already completed: the child starts pending (scheduled with a future run_at).
     app.set_status(&parent, "completed").await;
@@ -119,7 +126,7 @@ async fn a_child_waits_out_of_the_queue_and_starts_as_its_parents_say() {
         .await;
     assert_eq!(body["job"]["status"], "pending");
     assert!(
-        app.zscore("ready", body["job"]["id"].as_str().unwrap())
+        app.zscore("ready:noop", body["job"]["id"].as_str().unwrap())
             .await
             .is_some()
     );
@@ -228,5 +235,5 @@ async fn cancelling_a_parent_cancels_every_waiting_descendant_and_a_waiting_job_
     app.set_status(&a, "completed").await;
     let (_, body) = app.post(&user, &format!("/api/jobs/{b}/retry")).await;
     assert_eq!(body["job"]["status"], "pending", "{body}");
-    assert!(app.zscore("ready", &b).await.is_some());
+    assert!(app.zscore("ready:noop", &b).await.is_some());
 }
