@@ -379,14 +379,27 @@ tv_stop_gracefully() {
 
 # ---------------------------------------------------------------------------- libfaketime
 
+# tv_first_file PATH...: prints the first PATH that is an existing file (for globs that may match
+# nothing), or nothing.
+tv_first_file() {
+  local path
+  for path in "$@"; do
+    if [[ -f $path ]]; then
+      printf '%s\n' "$path"
+      return 0
+    fi
+  done
+}
+
 # ensure_faketime: a test runs a worker whose clock is wrong (LD_PRELOAD of libfaketime);
 # exports TEST_FAKETIME_LIB, installing the Debian package when it is missing.
 ensure_faketime() {
   local lib
-  lib="$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)"
+  # A glob, not `ls | head`: under `set -o pipefail` a failing `ls` would end the caller.
+  lib="$(tv_first_file /usr/lib/*/faketime/libfaketime.so.1)"
   if [[ -z $lib ]]; then
     tv_apt_install libfaketime || return 1
-    lib="$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)"
+    lib="$(tv_first_file /usr/lib/*/faketime/libfaketime.so.1)"
   fi
   [[ -n $lib ]] || { tv_fail "libfaketime.so.1 not found after installing libfaketime"; return 1; }
   export TEST_FAKETIME_LIB="$lib"
