@@ -5,6 +5,7 @@ mod batch;
 mod binary;
 mod dependencies;
 mod helpers;
+mod jwks_https;
 mod limits;
 mod pause;
 mod routes;
