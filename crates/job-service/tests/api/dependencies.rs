@@ -237,3 +237,53 @@ async fn cancelling_a_parent_cancels_every_waiting_descendant_and_a_waiting_job_
     assert_eq!(body["job"]["status"], "pending", "{body}");
     assert!(app.zscore("ready:noop", &b).await.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overlapping_cancels_and_retries_of_a_dependency_graph_never_fail() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    // A graph where every job waits on up to three earlier ones: cascades overlap.
+    let mut ids: Vec<String> = Vec::new();
+    for n in 0..40_usize {
+        let parents: Vec<&String> = [n / 2, n / 3, n.saturating_sub(1)]
+            .into_iter()
+            .filter(|&p| p < n)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|p| &ids[p])
+            .collect();
+        let body = if parents.is_empty() {
+            json!({"type": "noop", "run_at": "2999-01-01T00:00:00Z"})
+        } else {
+            json!({"type": "noop", "depends_on": parents})
+        };
+        ids.push(submit_id(&app, &user, body).await);
+    }
+    for round in 0..8 {
+        // Cancels and retries of the whole graph at once, from the leaves and the roots alike.
+        let mut requests = tokio::task::JoinSet::new();
+        for (n, id) in ids.iter().enumerate().rev() {
+            let action = if round > 0 && (n + round) % 3 == 0 {
+                "retry"
+            } else {
+                "cancel"
+            };
+            let (client, url, token) = (
+                app.client.clone(),
+                app.url(&format!("/api/jobs/{id}/{action}")),
+                user.token.clone(),
+            );
+            requests.spawn(async move {
+                let response = client.post(url).bearer_auth(token).send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            });
+        }
+        while let Some(outcome) = requests.join_next().await {
+            let (status, body) = outcome.unwrap();
+            assert!(
+                status == 200 || status == 409,
+                "round {round}: {status} {body}"
+            );
+        }
+    }
+}
