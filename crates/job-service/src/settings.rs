@@ -61,6 +61,8 @@ pub struct Settings {
     pub max_unfinished_jobs_per_user: u64,
     /// `USER_MAX_PRIORITY`: the highest priority a non-admin may submit (admins: up to 1000).
     pub user_max_priority: i64,
+    /// `MAX_SCHEDULES_PER_USER`: schedules one user may have (0: no limit).
+    pub max_schedules_per_user: u64,
     /// `WS_PING_SECS`: the real-time gateway pings every socket this often and drops one that
     /// stays silent for two pings.
     pub ws_ping_secs: u64,
@@ -109,6 +111,7 @@ impl Default for Settings {
             submit_burst: 400,
             max_unfinished_jobs_per_user: 10_000,
             user_max_priority: 1000,
+            max_schedules_per_user: 100,
             ws_ping_secs: 25,
             ws_max_rooms: 50,
             ws_messages_per_sec: 20,
@@ -147,6 +150,7 @@ impl std::fmt::Debug for Settings {
             submit_burst,
             max_unfinished_jobs_per_user,
             user_max_priority,
+            max_schedules_per_user,
             ws_ping_secs,
             ws_max_rooms,
             ws_messages_per_sec,
@@ -178,6 +182,7 @@ impl std::fmt::Debug for Settings {
             .field("submit_burst", submit_burst)
             .field("max_unfinished_jobs_per_user", max_unfinished_jobs_per_user)
             .field("user_max_priority", user_max_priority)
+            .field("max_schedules_per_user", max_schedules_per_user)
             .field("ws_ping_secs", ws_ping_secs)
             .field("ws_max_rooms", ws_max_rooms)
             .field("ws_messages_per_sec", ws_messages_per_sec)

@@ -7,6 +7,8 @@
 //! - a cap on a user's unfinished (waiting, pending, scheduled, running) jobs
 //!   (`MAX_UNFINISHED_JOBS_PER_USER`), a batch counting all its jobs: 429
 //!   `too_many_unfinished_jobs`;
+//! - a cap on a user's schedules (`MAX_SCHEDULES_PER_USER`), checked in the insert's
+//!   transaction: 429 `too_many_schedules`;
 //! - priorities above `USER_MAX_PRIORITY` only for admins: 422 naming `priority`;
 //! - no `\u0000` anywhere in `data` (PostgreSQL's `jsonb` cannot store it): 422 naming `data`.
 //!
@@ -48,6 +50,9 @@ pub async fn check_unfinished(
 /// How long a client that hit the unfinished-jobs cap is asked to wait before trying again.
 const UNFINISHED_RETRY_AFTER_SECS: u64 = 5;
 
+/// `Retry-After` of a 429 `too_many_schedules`.
+const TOO_MANY_SCHEDULES_RETRY_AFTER_SECS: u64 = 60;
+
 /// The limits of one process (the rate's state is in Redis).
 #[derive(Clone)]
 pub struct SubmitLimits {
@@ -56,6 +61,7 @@ pub struct SubmitLimits {
     rate_per_sec: u32,
     burst: u32,
     max_unfinished: u64,
+    max_schedules: u64,
     user_max_priority: i64,
     bucket: Arc<Script>,
 }
@@ -69,9 +75,30 @@ impl SubmitLimits {
             rate_per_sec: settings.submit_rate_per_sec,
             burst: settings.submit_burst,
             max_unfinished: settings.max_unfinished_jobs_per_user,
+            max_schedules: settings.max_schedules_per_user,
             user_max_priority: settings.user_max_priority,
             bucket: Arc::new(Script::new(include_str!("token_bucket.lua"))),
         }
+    }
+
+    /// `MAX_SCHEDULES_PER_USER`, `None` when off.
+    pub fn max_schedules(&self) -> Option<u64> {
+        (self.max_schedules > 0).then_some(self.max_schedules)
+    }
+
+    /// 429 `too_many_schedules`: the user already has `have` schedules, the most allowed.
+    pub fn too_many_schedules(&self, have: u64) -> ApiError {
+        metrics::counter!("jobs_submit_limited_total", "limit" => "schedules").increment(1);
+        let mut problem = Problem::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_schedules",
+            format!(
+                "You have {have} schedules, the most allowed; delete one you no longer need, then create this one again."
+            ),
+        );
+        // Nothing frees a slot but a delete: this is only how soon asking again makes sense.
+        problem.retry_after_secs = Some(TOO_MANY_SCHEDULES_RETRY_AFTER_SECS);
+        ApiError::Problem(Box::new(problem))
     }
 
     /// The per-job limits on fields: no `\u0000` in `data`, no priority above

@@ -111,16 +111,38 @@ pub struct NewSchedule {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Inserts a schedule.
+/// Inserts a schedule, unless its owner already has `max` of them (`None`: no limit), in which
+/// case nothing is written and the count is returned as the error side. Concurrent inserts of
+/// one owner are serialized (a transaction-scoped advisory lock on the owner), so the cap holds
+/// exactly.
 pub async fn insert(
     conn: &mut AsyncPgConnection,
     new: &NewSchedule,
-) -> Result<Schedule, PersistenceError> {
-    Ok(diesel::insert_into(schedules::table)
-        .values(new)
-        .returning(Schedule::as_returning())
-        .get_result(conn)
-        .await?)
+    max: Option<u64>,
+) -> Result<Result<Schedule, u64>, PersistenceError> {
+    conn.transaction(async |conn| {
+        if let Some(max) = max {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
+                .bind::<diesel::sql_types::Uuid, _>(new.user_id)
+                .execute(conn)
+                .await?;
+            let have: i64 = schedules::table
+                .filter(schedules::user_id.eq(new.user_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            let have = u64::try_from(have).unwrap_or(0);
+            if have >= max {
+                return Ok(Err(have));
+            }
+        }
+        Ok(Ok(diesel::insert_into(schedules::table)
+            .values(new)
+            .returning(Schedule::as_returning())
+            .get_result(conn)
+            .await?))
+    })
+    .await
 }
 
 /// The schedule `id`, if it exists and (when `owner` is given) belongs to `owner`.

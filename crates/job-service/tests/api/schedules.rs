@@ -302,3 +302,54 @@ async fn bad_expressions_zones_and_jobs_are_422_on_their_field() {
     let (_, list) = app.get(&user, "/api/schedules").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_has_at_most_max_schedules_even_when_creating_them_at_once() {
+    let app = TestApp::spawn_with(|s| s.max_schedules_per_user = 3).await;
+    let user = app.user(Role::User, true).await;
+    let other = app.user(Role::User, true).await;
+    let body = json!({"name": "tick", "cron": "* * * * *", "job": {"type": "noop"}});
+    // Eight at once: the cap holds exactly under concurrency.
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, url, token, body) = (
+            app.client.clone(),
+            app.url("/api/schedules"),
+            user.token.clone(),
+            body.clone(),
+        );
+        requests.spawn(async move {
+            read(
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        });
+    }
+    let mut created = Vec::new();
+    while let Some(outcome) = requests.join_next().await {
+        let (status, body) = outcome.unwrap();
+        match status {
+            201 => created.push(body["schedule"]["id"].as_str().unwrap().to_owned()),
+            429 => {
+                assert_eq!(body["code"], "too_many_schedules", "{body}");
+                assert!(body["detail"].as_str().unwrap().contains("delete one"));
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(created.len(), 3);
+    // Another user's count is their own; a delete frees a slot.
+    assert_eq!(create(&app, &other, body.clone()).await.0, 201);
+    assert_eq!(
+        delete(&app, &user, &format!("/api/schedules/{}", created[0])).await,
+        204
+    );
+    assert_eq!(create(&app, &user, body.clone()).await.0, 201);
+    assert_eq!(create(&app, &user, body).await.0, 429);
+}

@@ -55,7 +55,7 @@ pub struct ScheduledJob {
     responses((status = 201, description = "`{\"schedule\"}`", body = crate::docs::ScheduleEnvelope),
         (status = 401, body = service_kit::Problem), (status = 413, body = service_kit::Problem),
         (status = 422, body = service_kit::Problem),
-        (status = 429, description = "`rate_limited` or `too_many_unfinished_jobs`, as for a submit", body = service_kit::Problem)))]
+        (status = 429, description = "`rate_limited` or `too_many_unfinished_jobs`, as for a submit, or `too_many_schedules` past `MAX_SCHEDULES_PER_USER`", body = service_kit::Problem)))]
 pub async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -130,7 +130,10 @@ pub async fn create(
         updated_at: now,
     };
     let mut conn = state.conn().await?;
-    let created = persistence::schedules::insert(&mut conn, &new).await?;
+    let created =
+        persistence::schedules::insert(&mut conn, &new, state.submit_limits.max_schedules())
+            .await?
+            .map_err(|have| state.submit_limits.too_many_schedules(have))?;
     drop(conn);
     super::wake_schedulers(&state).await;
     Ok(super::schedule_response(HttpResponse::Created(), &created))
