@@ -4,11 +4,13 @@ import { messageOf } from '../api/problem';
 import { useServices } from '../services';
 
 /**
- * A job's log (`GET /api/jobs/{id}/logs`), read when the page opens and again on request (the
- * Refresh button). Log lines are not pushed on the socket, and reading the log on every live
- * update of a running job would put a page's polling back; the job's state stays live.
+ * A job's log (`GET /api/jobs/{id}/logs`), read when the page opens, whenever `revision`
+ * changes (the page passes the job's status and attempt, so the log is read again when an
+ * attempt starts or ends: a failure's reason appears without asking), and on request (the
+ * Refresh button). Log lines are not pushed on the socket, and reading the log on every
+ * progress update of a running job would put a page's polling back.
  */
-export function JobLog({ id }: { id: string }) {
+export function JobLog({ id, revision }: { id: string; revision?: string }) {
   const { jobs } = useServices();
   const [lines, setLines] = useState<JobLogLine[] | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -29,7 +31,7 @@ export function JobLog({ id }: { id: string }) {
     return () => {
       current = false;
     };
-  }, [jobs, id, version]);
+  }, [jobs, id, version, revision]);
 
   return (
     <section className="job-log" aria-labelledby="job-log-title">

@@ -158,7 +158,7 @@ export function JobDetail() {
           </pre>
         </div>
       </div>
-      <JobLog id={job.id} />
+      <JobLog id={job.id} revision={`${job.status}/${job.attempts}`} />
       <Link to="/jobs">← All your jobs</Link>
     </section>
   );
