@@ -19,10 +19,14 @@ export function liveScenarios(env) {
         await submitJob(page, { type: 'sleep', fill: (p) => p.getByLabel('Duration (ms)').fill('3000') });
         await page.locator('.job-detail').waitFor();
         // From now on the page must not read the job again: every change arrives on the socket.
+        // The log is read again only when a pushed change moves the job to another state.
         /** @type {string[]} */
         const reads = [];
+        /** @type {string[]} */
+        const logReads = [];
         page.on('request', (request) => {
-          if (request.method() === 'GET' && request.url().includes('/api/jobs/')) reads.push(request.url());
+          if (request.method() !== 'GET' || !request.url().includes('/api/jobs/')) return;
+          (request.url().endsWith('/logs') ? logReads : reads).push(request.url());
         });
         const bar = page.getByRole('progressbar', { name: 'Progress' });
         /** @type {Set<number>} */
@@ -37,6 +41,7 @@ export function liveScenarios(env) {
         const between = [...seen].filter((v) => v > 0 && v < 100);
         assert.ok(between.length >= 2, `the bar moved in steps (saw ${[...seen].join(', ')})`);
         assert.deepEqual(reads, [], 'no polling while the socket is live');
+        assert.ok(logReads.length <= 2, `the log is read once per state change at most: ${logReads.length}`);
         await assertNoReload(page);
       }));
 
