@@ -16,6 +16,7 @@ pub mod roles;
 pub mod routes;
 pub mod settings;
 pub mod submit_limits;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod ws;
 

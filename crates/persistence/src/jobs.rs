@@ -688,7 +688,8 @@ pub async fn queue_entries_of(
         .await?)
 }
 
-/// Counts every job per status (test and tooling aid).
+/// Counts every job per status (a test aid).
+#[cfg(feature = "testing")]
 pub async fn count_by_status(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<(String, i64)>, PersistenceError> {
