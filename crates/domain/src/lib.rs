@@ -5,6 +5,7 @@
 
 pub mod ids;
 pub mod job;
+pub mod job_view;
 pub mod schedule;
 pub mod user;
 pub mod validation;

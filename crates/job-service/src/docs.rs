@@ -1,58 +1,27 @@
 //! The OpenAPI document (`/api-docs/openapi.json`, browsable at `/docs`).
 
+use domain::job_view::JobView;
 use utoipa::OpenApi;
-
-/// The job object as the API returns it.
-#[derive(utoipa::ToSchema)]
-#[expect(
-    dead_code,
-    reason = "documentation only: the API renders persistence::jobs::Job::to_json"
-)]
-pub struct Job {
-    id: uuid::Uuid,
-    user_id: uuid::Uuid,
-    #[schema(rename = "type")]
-    job_type: domain::job::JobType,
-    #[schema(value_type = Object)]
-    data: serde_json::Value,
-    priority: i16,
-    status: domain::job::JobStatus,
-    attempts: i32,
-    max_attempts: i32,
-    progress: i16,
-    #[schema(value_type = Option<Object>)]
-    result: Option<serde_json::Value>,
-    last_error: Option<String>,
-    run_at: Option<chrono::DateTime<chrono::Utc>>,
-    created_at: chrono::DateTime<chrono::Utc>,
-    updated_at: chrono::DateTime<chrono::Utc>,
-    started_at: Option<chrono::DateTime<chrono::Utc>>,
-    finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The jobs this one waits for (`depends_on` at submit), in the order given.
-    depends_on: Vec<uuid::Uuid>,
-    /// The schedule that created the job (`null` for a submitted job).
-    schedule_id: Option<uuid::Uuid>,
-}
 
 /// `{"job": {...}}`.
 #[derive(utoipa::ToSchema)]
 #[expect(dead_code, reason = "documentation only")]
 pub struct JobEnvelope {
-    job: Job,
+    job: JobView<'static>,
 }
 
 /// `{"jobs": [...]}`: the jobs of a batch, in the order given.
 #[derive(utoipa::ToSchema)]
 #[expect(dead_code, reason = "documentation only")]
 pub struct JobList {
-    jobs: Vec<Job>,
+    jobs: Vec<JobView<'static>>,
 }
 
 /// A page of jobs.
 #[derive(utoipa::ToSchema)]
 #[expect(dead_code, reason = "documentation only")]
 pub struct JobPage {
-    items: Vec<Job>,
+    items: Vec<JobView<'static>>,
     next_cursor: Option<String>,
 }
 
@@ -166,7 +135,7 @@ pub struct SchedulePage {
         crate::routes::schedules::manage::resume,
     ),
     components(schemas(
-        Job,
+        JobView,
         JobEnvelope,
         JobPage,
         JobLogs,

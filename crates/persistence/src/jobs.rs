@@ -6,12 +6,13 @@
 //! newer attempt's outcome, and a job can never be recorded as completed twice: the second
 //! write matches no row. Batch variants use `UNNEST` so that one statement carries many jobs.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use diesel::IntoSql as _;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Int2, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde_json::{Value, json};
+use domain::job_view::JobView;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::PersistenceError;
@@ -72,33 +73,35 @@ pub struct Job {
     pub schedule_id: Option<Uuid>,
 }
 
-fn timestamp(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
 impl Job {
-    /// The job object of the API (RFC 3339 UTC timestamps with microseconds).
+    /// The job object of the API (`GET /api/jobs/{id}`, `jobUpdated` events).
+    pub fn view(&self) -> JobView<'_> {
+        JobView {
+            id: self.id,
+            user_id: self.user_id,
+            job_type: &self.job_type,
+            data: &self.data,
+            priority: self.priority,
+            status: &self.status,
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            progress: self.progress,
+            result: self.result.as_ref(),
+            last_error: self.last_error.as_deref(),
+            run_at: self.run_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            depends_on: &self.depends_on,
+            schedule_id: self.schedule_id,
+        }
+    }
+
+    /// [`Job::view`] as a JSON value.
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "user_id": self.user_id,
-            "type": self.job_type,
-            "data": self.data,
-            "priority": self.priority,
-            "status": self.status,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "progress": self.progress,
-            "result": self.result,
-            "last_error": self.last_error,
-            "run_at": self.run_at.as_ref().map(timestamp),
-            "created_at": timestamp(&self.created_at),
-            "updated_at": timestamp(&self.updated_at),
-            "started_at": self.started_at.as_ref().map(timestamp),
-            "finished_at": self.finished_at.as_ref().map(timestamp),
-            "depends_on": self.depends_on,
-            "schedule_id": self.schedule_id,
-        })
+        // Serializing the view cannot fail: it has no maps with non-string keys.
+        serde_json::to_value(self.view()).unwrap_or(Value::Null)
     }
 }
 
