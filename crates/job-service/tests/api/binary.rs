@@ -91,12 +91,17 @@ async fn with_metrics_addr_metrics_leave_the_main_port() {
     );
 }
 
-/// What the Kubernetes deployment gives the job service (ConfigMap, Secret), on free ports.
-fn production_env(db: &TestDb, redis: &TestRedis) -> Vec<(String, String)> {
-    let key = access_token::SigningKey::from_pem(
+/// The auth service's signing key in the production tests (not the development key).
+pub fn production_key() -> access_token::SigningKey {
+    access_token::SigningKey::from_pem(
         "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n",
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// What the Kubernetes deployment gives the job service (ConfigMap, Secret), on free ports.
+pub fn production_env(db: &TestDb, redis: &TestRedis) -> Vec<(String, String)> {
+    let key = production_key();
     let mut env = test_support::kubernetes_config();
     env.retain(|(key, _)| !["JOBS_ADDR", "METRICS_ADDR", "RUST_LOG"].contains(&key.as_str()));
     for (key, value) in [
@@ -112,7 +117,8 @@ fn production_env(db: &TestDb, redis: &TestRedis) -> Vec<(String, String)> {
     env
 }
 
-fn with(env: &[(String, String)], name: &str, value: Option<&str>) -> Vec<(String, String)> {
+/// `env` with `name` set to `value`, or removed for `None`.
+pub fn with(env: &[(String, String)], name: &str, value: Option<&str>) -> Vec<(String, String)> {
     let mut env: Vec<_> = env.iter().filter(|(k, _)| k != name).cloned().collect();
     if let Some(value) = value {
         env.push((name.to_owned(), value.to_owned()));

@@ -9,6 +9,8 @@ use access_token::{JwkSet, SigningKey};
 use domain::Role;
 use test_support::process::Running;
 use test_support::{TestDb, TestRedis, free_port};
+
+use crate::binary::{production_env, production_key, with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -86,10 +88,7 @@ impl Drop for JwksServer {
 async fn production_fetches_the_jwks_over_https_and_refuses_the_development_key() {
     let db = TestDb::migrated().await;
     let redis = TestRedis::new();
-    let production = SigningKey::from_pem(
-        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n",
-    )
-    .unwrap();
+    let production = production_key();
     let development = SigningKey::development();
     // A key set that (wrongly) publishes the development key beside the real one.
     let jwks = JwkSet {
@@ -97,30 +96,22 @@ async fn production_fetches_the_jwks_over_https_and_refuses_the_development_key(
     };
     let server = JwksServer::start(serde_json::to_string(&jwks).unwrap()).await;
 
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut env = test_support::kubernetes_config();
-    env.retain(|(key, _)| {
-        ![
-            "JOBS_ADDR",
-            "METRICS_ADDR",
-            "RUST_LOG",
-            "AUTH_URL",
-            "AUTH_JWT_PUBLIC_KEY",
-        ]
-        .contains(&key.as_str())
-    });
-    for (key, value) in [
-        ("DATABASE_URL", db.url().to_owned()),
-        ("REDIS_URL", redis.url()),
-        ("REDIS_PREFIX", redis.prefix().to_owned()),
-        ("JOBS_ADDR", addr.clone()),
-        ("METRICS_ADDR", format!("127.0.0.1:{}", free_port())),
-        ("AUTH_URL", format!("https://localhost:{}", server.port)),
-        // The system trust store, replaced by the test's own certificate authority.
-        ("SSL_CERT_FILE", server.ca_file.display().to_string()),
-    ] {
-        env.push((key.to_owned(), value));
-    }
+    let env = with(
+        &production_env(&db, &redis),
+        "AUTH_URL",
+        Some(&format!("https://localhost:{}", server.port)),
+    );
+    let mut env = with(&env, "AUTH_JWT_PUBLIC_KEY", None);
+    // The system trust store, replaced by the test's own certificate authority.
+    env.push((
+        "SSL_CERT_FILE".to_owned(),
+        server.ca_file.display().to_string(),
+    ));
+    let addr = env
+        .iter()
+        .find(|(k, _)| k == "JOBS_ADDR")
+        .map(|(_, v)| v.clone())
+        .unwrap();
     let mut service = Running::spawn(
         env!("CARGO_BIN_EXE_job-service"),
         &[],
