@@ -1,4 +1,4 @@
-//! Claiming, executing and recording jobs: [`claim`], [`execute`] and [`record`], around the
+//! Claiming, executing and recording jobs: `claim`, `execute` and `record`, around the
 //! state they share ([`Shared`]) and the index helpers the maintenance loops use too.
 //!
 //! The path of a job through one worker:
