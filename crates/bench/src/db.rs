@@ -29,14 +29,6 @@ struct StatusCount {
 }
 
 #[derive(QueryableByName)]
-struct Finished {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    finished_at: Option<DateTime<Utc>>,
-}
-
-#[derive(QueryableByName)]
 struct Span {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -44,6 +36,31 @@ struct Span {
     first_finished: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     last_finished: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName)]
+struct Life {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    started_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    finished_at: Option<DateTime<Utc>>,
+}
+
+/// The recorded moments of one completed job: `created_at` (the job service's clock when it
+/// handled the submit), `started_at` (the claim's statement) and `finished_at` (the outcome's
+/// statement), both PostgreSQL's `now()`.
+#[derive(Debug, Clone, Copy)]
+pub struct LifeTimes {
+    /// Submit handled.
+    pub created: DateTime<Utc>,
+    /// Claim recorded.
+    pub started: DateTime<Utc>,
+    /// Outcome recorded.
+    pub finished: DateTime<Utc>,
 }
 
 /// When a set of completed jobs ran.
@@ -126,15 +143,26 @@ impl Db {
             .collect()
     }
 
-    /// `finished_at` of every completed job.
-    pub async fn completion_times(&mut self) -> Result<HashMap<Uuid, DateTime<Utc>>> {
-        let rows: Vec<Finished> =
-            diesel::sql_query("SELECT id, finished_at FROM jobs WHERE status = 'completed'")
-                .load(&mut self.conn)
-                .await?;
+    /// `created_at`, `started_at` and `finished_at` of every completed job, to split its
+    /// submit → completed time into its stages.
+    pub async fn life_times(&mut self) -> Result<HashMap<Uuid, LifeTimes>> {
+        let rows: Vec<Life> = diesel::sql_query(
+            "SELECT id, created_at, started_at, finished_at FROM jobs WHERE status = 'completed'",
+        )
+        .load(&mut self.conn)
+        .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|r| Some((r.id, r.finished_at?)))
+            .filter_map(|r| {
+                Some((
+                    r.id,
+                    LifeTimes {
+                        created: r.created_at,
+                        started: r.started_at?,
+                        finished: r.finished_at?,
+                    },
+                ))
+            })
             .collect())
     }
 

@@ -37,6 +37,8 @@
 mod batch;
 mod cpu;
 mod db;
+mod idle;
+mod limits;
 mod load;
 mod report;
 mod services;
@@ -585,6 +587,24 @@ async fn phases(
 
     let mut submitted_ids = Vec::new();
     if args.jobs > 0 {
+        let idle = idle::start_latency(&api, &mut db).await?;
+        eprintln!(
+            "bench: idle system, noop created→started p50 {:.2} ms, p99 {:.2} ms ({} submits)",
+            idle.p50_ms,
+            idle.p99_ms,
+            idle::SUBMITS
+        );
+        report.idle_start = Some(idle);
+        eprintln!("bench: measuring the machine's limits (PostgreSQL commits, Redis round trips)");
+        let limits =
+            limits::measure(db_url, &test_support::redis_url(), Duration::from_secs(2)).await?;
+        eprintln!(
+            "bench: PostgreSQL {:.0} commits/s ({} connections), Redis {:.0} round trips/s",
+            limits.pg_commits_per_sec,
+            limits::PG_CLIENTS,
+            limits.redis_round_trips_per_sec
+        );
+        report.limits = Some(limits);
         let (submit, ids) =
             submit_phase(args, stack, &api, &mut db, db_url, phase_deadline).await?;
         report.submit = Some(submit);
@@ -664,7 +684,12 @@ async fn submit_phase(
     let cpu = cpu_start.until(&stack.watched().snapshot());
     let pg = pg_start.until(&db.counters().await?, run.accepted.len());
 
-    let finished = db.completion_times().await?;
+    let lives = db.life_times().await?;
+    let finished: std::collections::HashMap<uuid::Uuid, DateTime<Utc>> = lives
+        .iter()
+        .map(|(id, life)| (*id, life.finished))
+        .collect();
+    let stages = report::Stages::of(&run.accepted, &lives);
     let mut e2e_us = Vec::with_capacity(run.accepted.len());
     let mut last_finished: Option<DateTime<Utc>> = None;
     for job in &run.accepted {
@@ -681,6 +706,11 @@ async fn submit_phase(
         _ => 0.0,
     };
     let completed = e2e_us.len();
+    let completed_in_window = run
+        .accepted
+        .iter()
+        .filter(|job| finished.get(&job.id).is_some_and(|at| *at <= submit_end))
+        .count();
     let mut latencies = run.latencies_us;
     let report = SubmitReport {
         requested: args.jobs,
@@ -693,10 +723,15 @@ async fn submit_phase(
         max_backlog,
         completed,
         all_completed: all_completed && completed == run.accepted.len(),
+        completed_in_window,
+        completed_in_window_pct: round1(
+            completed_in_window as f64 * 100.0 / run.accepted.len().max(1) as f64,
+        ),
         end_to_end_secs: round3(end_to_end_secs),
         completed_per_sec: round1(completed as f64 / end_to_end_secs.max(1e-9)),
         completion_lag_secs: round3(last_finished.map_or(0.0, |l| secs_between(submit_end, l))),
         submit_to_completed: Latency::from_micros(&mut e2e_us),
+        stages,
         status_counts: db
             .status_counts()
             .await?
@@ -706,11 +741,13 @@ async fn submit_phase(
         pg: Some(pg),
     };
     eprintln!(
-        "bench: {completed} completed, {:.0}/s end to end, submit→completed p50 {:.1} ms p99 {:.1} ms",
+        "bench: {completed} completed ({:.1} % within the load window), {:.0}/s end to end, submit→completed p50 {:.1} ms p99 {:.1} ms",
+        report.completed_in_window_pct,
         report.completed_per_sec,
         report.submit_to_completed.p50_ms,
         report.submit_to_completed.p99_ms
     );
+    eprintln!("bench: {}", report.stages.describe());
     let ids = run.accepted.iter().map(|a| a.id).collect();
     Ok((report, ids))
 }

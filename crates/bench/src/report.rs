@@ -17,6 +17,11 @@ pub struct Report {
     pub config: Config,
     /// Seconds from spawn to `/readyz` = 200, per service.
     pub startup_secs: BTreeMap<String, f64>,
+    /// `created_at` → `started_at` of single `noop` jobs submitted to the idle system, right
+    /// before phase "submit".
+    pub idle_start: Option<Latency>,
+    /// The machine's limits, measured right before phase "submit".
+    pub limits: Option<crate::limits::Limits>,
     /// Phase "submit": N jobs with the worker running.
     pub submit: Option<SubmitReport>,
     /// Phase "read": `GET /api/jobs/{id}` under load.
@@ -92,6 +97,11 @@ pub struct SubmitReport {
     pub completed: usize,
     /// Whether every accepted job completed within the time limit.
     pub all_completed: bool,
+    /// Accepted jobs `completed` by the time the last submission was answered (within the
+    /// load window).
+    pub completed_in_window: usize,
+    /// The same, in percent of the accepted jobs.
+    pub completed_in_window_pct: f64,
     /// First submission sent → last `finished_at`.
     pub end_to_end_secs: f64,
     /// Completed jobs per second over that span.
@@ -100,12 +110,66 @@ pub struct SubmitReport {
     pub completion_lag_secs: f64,
     /// `finished_at` − time the submission was sent, per job.
     pub submit_to_completed: Latency,
+    /// The stages of submit → completed, per job.
+    pub stages: Stages,
     /// Jobs per status at the end of the phase.
     pub status_counts: BTreeMap<String, u64>,
     /// CPU per process while submitting.
     pub cpu: Option<CpuUse>,
     /// PostgreSQL work per job.
     pub pg: Option<PgWork>,
+}
+
+/// Where a job's submit → completed time goes: request sent → submit handled (`created_at`:
+/// connection, HTTP, token) → claim recorded (`started_at`: the commit, the index write, the
+/// wait in the ready set, the claim) → outcome recorded (`finished_at`: the run, the wait for
+/// the outcome batch).
+#[derive(Debug, Default, Serialize)]
+pub struct Stages {
+    /// Sent → `created_at`.
+    pub sent_to_created: Latency,
+    /// `created_at` → `started_at`.
+    pub created_to_started: Latency,
+    /// `started_at` → `finished_at`.
+    pub started_to_finished: Latency,
+}
+
+impl Stages {
+    /// The stages of the `accepted` jobs found in `lives`.
+    pub fn of(
+        accepted: &[crate::load::Accepted],
+        lives: &std::collections::HashMap<uuid::Uuid, crate::db::LifeTimes>,
+    ) -> Self {
+        let us = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+            u64::try_from((to - from).num_microseconds().unwrap_or(0)).unwrap_or(0)
+        };
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for job in accepted {
+            if let Some(life) = lives.get(&job.id) {
+                a.push(us(job.sent_at, life.created));
+                b.push(us(life.created, life.started));
+                c.push(us(life.started, life.finished));
+            }
+        }
+        Self {
+            sent_to_created: Latency::from_micros(&mut a),
+            created_to_started: Latency::from_micros(&mut b),
+            started_to_finished: Latency::from_micros(&mut c),
+        }
+    }
+
+    /// One line: p50 / p99 of each stage.
+    pub fn describe(&self) -> String {
+        format!(
+            "stages p50 / p99: sent→created {:.1} / {:.1} ms, created→started {:.1} / {:.1} ms, started→finished {:.1} / {:.1} ms",
+            self.sent_to_created.p50_ms,
+            self.sent_to_created.p99_ms,
+            self.created_to_started.p50_ms,
+            self.created_to_started.p99_ms,
+            self.started_to_finished.p50_ms,
+            self.started_to_finished.p99_ms
+        )
+    }
 }
 
 /// Phase "read".
@@ -233,11 +297,24 @@ pub const TARGET_READ_PER_SEC: f64 = 12000.0;
 pub const TARGET_READ_P99_MS: f64 = 10.0;
 /// Worker drain, jobs per second.
 pub const TARGET_DRAIN_PER_SEC: f64 = 15000.0;
+/// Submit → completed p99 under the submit load, ms (issue 9 point 7).
+pub const TARGET_SUBMIT_TO_COMPLETED_P99_MS: f64 = 100.0;
+/// A noop job submitted to an idle system starts within this, ms (issue 9 point 7).
+pub const TARGET_IDLE_START_MS: f64 = 5.0;
+/// Accepted jobs completed within the load window, percent (issue 9 point 7).
+pub const TARGET_COMPLETED_IN_WINDOW_PCT: f64 = 95.0;
 
 impl Report {
     /// The human-readable summary.
     pub fn table(&self) -> String {
         let mut rows = Vec::new();
+        if let Some(idle) = &self.idle_start {
+            rows.push(at_most_ms(
+                "idle: noop created→started p50",
+                idle.p50_ms,
+                TARGET_IDLE_START_MS,
+            ));
+        }
         if let Some(s) = &self.submit {
             rows.push(at_least(
                 "submit: accepted/s",
@@ -257,10 +334,34 @@ impl Report {
                 "submit→completed p50",
                 s.submit_to_completed.p50_ms,
             ));
-            rows.push(info_ms(
+            rows.push(at_most_ms(
                 "submit→completed p99",
                 s.submit_to_completed.p99_ms,
+                TARGET_SUBMIT_TO_COMPLETED_P99_MS,
             ));
+            rows.push(Row {
+                figure: "submit: completed within the load window",
+                value: format!("{:.1} %", s.completed_in_window_pct),
+                target: format!("≥ {TARGET_COMPLETED_IN_WINDOW_PCT:.0} %"),
+                verdict: format!(
+                    "{:.2}× {}",
+                    s.completed_in_window_pct / TARGET_COMPLETED_IN_WINDOW_PCT,
+                    if s.completed_in_window_pct >= TARGET_COMPLETED_IN_WINDOW_PCT {
+                        "ok"
+                    } else {
+                        "BELOW"
+                    }
+                ),
+            });
+            if let Some(limits) = &self.limits {
+                rows.push(info(
+                    "submit: accepted/s ÷ PG commits/s",
+                    format!(
+                        "{:.2}",
+                        s.accepted_per_sec / limits.pg_commits_per_sec.max(1e-9)
+                    ),
+                ));
+            }
             rows.push(info(
                 "submit: backlog at end / max",
                 format!("{} / {}", s.backlog_at_submit_end, s.max_backlog),
@@ -369,6 +470,20 @@ impl Report {
                 out,
                 "{:w0$}  {:>w1$}  {:w2$}  {}",
                 r.figure, r.value, r.target, r.verdict
+            );
+        }
+        if let Some(s) = &self.submit {
+            let _ = writeln!(out, "submit: {}", s.stages.describe());
+        }
+        if let Some(l) = &self.limits {
+            let _ = writeln!(
+                out,
+                "Machine limits (same run, before phase submit): PostgreSQL {:.0} single-row commits/s from {} connections; Redis {:.0} round trips/s on one connection (p50 {:.3} ms, p99 {:.3} ms)",
+                l.pg_commits_per_sec,
+                crate::limits::PG_CLIENTS,
+                l.redis_round_trips_per_sec,
+                l.redis_round_trip.p50_ms,
+                l.redis_round_trip.p99_ms
             );
         }
         let phases = [

@@ -246,6 +246,7 @@ struct Scripts {
     reconcile: Script,
     depth: Script,
     paused: Script,
+    set_if_unchanged: Script,
 }
 
 impl std::fmt::Debug for Queue {
@@ -256,10 +257,17 @@ impl std::fmt::Debug for Queue {
     }
 }
 
+/// Sets KEYS[1] to ARGV[2] if it holds ARGV[1]; returns 1 if it did.
+const SET_IF_UNCHANGED: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0";
+
 /// What [`Queue::sweep_mark`] found: whether Redis kept everything since the last full sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepMark {
     run_id: String,
+    /// The key's value when the sweep began (a recorded mark, or the placeholder this sweep
+    /// wrote): the sweep's own mark replaces exactly that value, or nothing.
+    value: String,
     /// The time recorded by the last sweep of this Redis process (`None`: no sweep recorded,
     /// or Redis restarted or was flushed since, so the index may have lost anything).
     pub since: Option<DateTime<Utc>>,
@@ -301,6 +309,7 @@ impl Queue {
                 reconcile: Script::new(&fair(include_str!("scripts/reconcile.lua"))),
                 depth: Script::new(&fair(include_str!("scripts/depth.lua"))),
                 paused: Script::new(&fair(include_str!("scripts/paused.lua"))),
+                set_if_unchanged: Script::new(SET_IF_UNCHANGED),
             }),
         }
     }
@@ -671,7 +680,7 @@ impl Queue {
             .unwrap_or_default()
             .trim()
             .to_owned();
-        let since = mark.and_then(|mark| {
+        let since = mark.as_deref().and_then(|mark| {
             let (id, at) = mark.split_once(' ')?;
             if id != run_id {
                 return None;
@@ -680,24 +689,51 @@ impl Queue {
                 .ok()
                 .map(|at| at.with_timezone(&Utc))
         });
-        Ok(SweepMark { run_id, since })
+        if let (Some(_), Some(value)) = (since, mark) {
+            return Ok(SweepMark {
+                run_id,
+                value,
+                since,
+            });
+        }
+        // A full sweep begins: a placeholder (which reads as "no sweep recorded") marks it, so
+        // that a flush during the sweep, which deletes the placeholder, keeps the sweep from
+        // recording itself (see `set_sweep_mark`).
+        let value = format!("{run_id} sweeping:{}", Uuid::new_v4().simple());
+        redis::cmd("SET")
+            .arg(&self.keys.swept)
+            .arg(&value)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
+        Ok(SweepMark {
+            run_id,
+            value,
+            since: None,
+        })
     }
 
     /// Records a sweep of everything that changed before `at`, by the Redis process that
-    /// `mark` was read from.
+    /// `mark` was read from, if the mark is still the one the sweep began with: when Redis
+    /// lost data during the sweep (a flush deletes the mark, a restart changes the process),
+    /// entries the sweep restored may be gone again, so nothing is recorded and the next sweep
+    /// is a full one. Returns whether the mark was recorded.
     pub async fn set_sweep_mark(
         &self,
         mark: &SweepMark,
         at: DateTime<Utc>,
-    ) -> Result<(), QueueError> {
+    ) -> Result<bool, QueueError> {
         let mut conn = self.conn(self.timeouts.command).await?;
-        redis::cmd("SET")
-            .arg(&self.keys.swept)
+        let set: i64 = self
+            .scripts
+            .set_if_unchanged
+            .key(&self.keys.swept)
+            .arg(&mark.value)
             .arg(format!("{} {}", mark.run_id, at.to_rfc3339()))
-            .query_async::<()>(&mut conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(|e| self.broken(e))?;
-        Ok(())
+        Ok(set == 1)
     }
 
     /// Takes the lock `name` for `ttl_ms` if nobody holds it (`SET NX PX`); the lock simply

@@ -553,3 +553,36 @@ async fn freeing_a_slot_that_ready_jobs_wait_for_wakes_idle_workers() {
         "no wake-up after the slot was freed"
     );
 }
+
+/// A sweep records its mark only if Redis kept its data while it ran: a flush in the middle of
+/// a sweep (which may have erased entries the sweep had just restored) leaves no mark, so the
+/// next sweep reads every queued job again.
+#[tokio::test]
+async fn a_sweep_during_which_redis_lost_data_is_not_recorded() {
+    let redis = TestRedis::new();
+    let q = queue(&redis);
+    // Nothing recorded: a full sweep, which records itself.
+    let first = q.sweep_mark().await.unwrap();
+    assert_eq!(first.since, None);
+    let at = Utc::now();
+    assert!(q.set_sweep_mark(&first, at).await.unwrap());
+    let second = q.sweep_mark().await.unwrap();
+    assert_eq!(
+        second.since.map(|s| s.timestamp_millis()),
+        Some(at.timestamp_millis())
+    );
+    // Redis is flushed while a sweep of the changes runs: it must not record itself.
+    redis.flush().await;
+    assert!(!q.set_sweep_mark(&second, Utc::now()).await.unwrap());
+    let third = q.sweep_mark().await.unwrap();
+    assert_eq!(third.since, None, "the sweep after the flush must be full");
+    // Flushed again during that full sweep: not recorded either.
+    redis.flush().await;
+    assert!(!q.set_sweep_mark(&third, Utc::now()).await.unwrap());
+    assert_eq!(q.sweep_mark().await.unwrap().since, None);
+    // A full sweep that another sweep overtook (its lock expired) leaves the newer one's mark.
+    let slow = q.sweep_mark().await.unwrap();
+    let fast = q.sweep_mark().await.unwrap();
+    assert!(q.set_sweep_mark(&fast, Utc::now()).await.unwrap());
+    assert!(!q.set_sweep_mark(&slow, Utc::now()).await.unwrap());
+}

@@ -242,6 +242,12 @@ pub async fn reconcile(shared: &Arc<Shared>) {
             metrics::counter!("worker_reconcile_rows_total", "sweep" => kind)
                 .increment(done.scanned as u64);
             metrics::counter!("worker_reconcile_restored_total").increment(done.restored as u64);
+            if !done.recorded {
+                tracing::warn!(
+                    full = done.full,
+                    "Redis lost data during the reconcile; the next one reads every queued job"
+                );
+            }
             if done.restored > 0 {
                 tracing::warn!(
                     restored = done.restored,
@@ -322,6 +328,9 @@ pub struct Sweep {
     pub scanned: usize,
     /// Jobs put back into Redis.
     pub restored: usize,
+    /// Whether the sweep was recorded as the mark the next one starts from (not when Redis
+    /// lost data while it ran: then the next sweep is a full one).
+    pub recorded: bool,
 }
 
 /// Why a sweep stopped.
@@ -360,6 +369,7 @@ pub async fn sweep(
         full,
         scanned: 0,
         restored: 0,
+        recorded: false,
     };
     let mut after = match mark.since {
         Some(since) => (
@@ -401,7 +411,7 @@ pub async fn sweep(
             break;
         }
     }
-    queue.set_sweep_mark(&mark, started).await?;
+    done.recorded = queue.set_sweep_mark(&mark, started).await?;
     Ok(done)
 }
 

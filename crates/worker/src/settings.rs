@@ -59,7 +59,9 @@ pub struct Settings {
     pub claim_batch: usize,
     /// `CLAIM_LOOPS`: concurrent claim loops.
     pub claim_loops: usize,
-    /// `FLUSH_INTERVAL_MS`: how long finished attempts wait to be written together.
+    /// `FLUSH_INTERVAL_MS`: how long a batch of finished attempts stays open after its first
+    /// one before it is written (0: written at once when a writer is free; outcomes that end
+    /// while the writers are busy are written together anyway).
     pub flush_interval_ms: u64,
     /// `FLUSH_MAX`: most outcomes written by one statement.
     pub flush_max: usize,
@@ -124,7 +126,7 @@ impl Default for Settings {
             shutdown_grace_secs: 30,
             claim_batch: 256,
             claim_loops: 2,
-            flush_interval_ms: 5,
+            flush_interval_ms: 0,
             flush_max: 1024,
             db_pool_size: 16,
             redis_pool_size: 16,

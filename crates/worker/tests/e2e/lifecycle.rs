@@ -42,8 +42,10 @@ async fn at_equal_priority_users_take_turns() {
     let env = Env::start().await;
     let _worker = env.worker(&[("WORKER_CONCURRENCY", "1")]).await;
     let other = env.another_user().await;
+    // The blocker holds the one slot until every job below is queued, however long the
+    // submits take on a loaded machine: it is cancelled then (a fixed sleep raced them).
     let blocker = env
-        .submit(json!({"type": "sleep", "data": {"ms": 1500}}))
+        .submit(json!({"type": "sleep", "data": {"ms": 120_000}}))
         .await;
     env.wait_status(blocker, "running", T).await;
     // The first user queues a backlog, then the second user one job.
@@ -52,6 +54,10 @@ async fn at_equal_priority_users_take_turns() {
         backlog.push(env.submit(json!({"type": "noop", "data": {"n": n}})).await);
     }
     let single = env.submit_as(&other, json!({"type": "noop"})).await;
+    let ran = env.executions();
+    assert_eq!(ran.len(), 1, "a job ran beside the blocker: {ran:?}");
+    let (status, _) = env.post(&format!("/api/jobs/{blocker}/cancel")).await;
+    assert_eq!(status, 200);
     env.wait_status(single, "completed", T).await;
     for id in &backlog {
         env.wait_status(*id, "completed", T).await;
