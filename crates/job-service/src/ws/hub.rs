@@ -493,6 +493,23 @@ impl Hub {
         }
     }
 
+    /// Closes every local socket of `user` (but `except`) with `closing`: their account is
+    /// gone.
+    pub fn close_user(&self, user: Uuid, except: Option<SocketId>, closing: Closing) {
+        let sockets: Vec<Arc<Socket>> = self
+            .state()
+            .by_user
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter(|s| Some(s.id) != except)
+            .cloned()
+            .collect();
+        for socket in sockets {
+            socket.close(closing.clone());
+        }
+    }
+
     /// The local sessions (to re-check against the revocation list after a Redis outage).
     pub fn sessions(&self) -> Vec<SessionId> {
         self.state().by_session.keys().copied().collect()

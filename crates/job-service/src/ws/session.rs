@@ -49,6 +49,21 @@ impl Identity {
     }
 }
 
+/// How long the sender's address, once looked up, is used before it is looked up again: a
+/// socket whose account was deleted meanwhile finds out within this time.
+pub const SENDER_RECHECK: Duration = Duration::from_secs(60);
+
+/// Why the sender of a `sendMessage` could not be named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum SenderError {
+    /// The user's account no longer exists (deleted): its sessions went with it.
+    #[error("the account no longer exists")]
+    AccountGone,
+    /// PostgreSQL did not answer.
+    #[error("the account could not be looked up")]
+    Unavailable,
+}
+
 /// A token bucket: `rate` frames per second, bursts of twice that.
 struct RateLimit {
     rate: f64,
@@ -89,8 +104,9 @@ pub struct Socket {
     session: actix_ws::Session,
     stream: AggregatedMessageStream,
     rate: RateLimit,
-    /// The user's address, looked up on the first `sendMessage`.
-    email: Option<String>,
+    /// The user's address, looked up on the first `sendMessage` (again after
+    /// [`SENDER_RECHECK`]), with when it was looked up.
+    email: Option<(String, Instant)>,
     /// When the access token expires.
     expires: Instant,
     /// Whether anything came from the client since the last ping.
@@ -144,6 +160,9 @@ impl Socket {
                 description: Some(closing.reason.to_owned()),
             };
             // A client that does not read may never take the close frame: do not wait for ever.
+            // What the socket queued for itself before deciding to close (its last `error`) goes
+            // first; a close asked for by the hub emptied the queue.
+            self.flush_now();
             let _ = tokio::time::timeout(Duration::from_secs(10), self.session.close(Some(reason)))
                 .await;
         }
@@ -241,6 +260,16 @@ impl Socket {
         }
     }
 
+    /// Writes what is queued as far as actix-ws takes it without waiting.
+    fn flush_now(&mut self) {
+        if self.routed.has_pending()
+            && let Some(Ok(())) =
+                poll_fn(|cx| Pin::new(&mut self.session).poll_ready(cx)).now_or_never()
+        {
+            self.write_pending();
+        }
+    }
+
     /// Sends a control frame if actix-ws has room right now (else the client is not reading
     /// and the frame would not help).
     fn send_now(&mut self, message: Message) {
@@ -334,7 +363,9 @@ impl Socket {
             }
             Ok(Inbound::Send { room, message }) => {
                 metrics.received(InEvent::Send);
-                self.send_message(&room, &message).await;
+                if let Some(closing) = self.send_message(&room, &message).await {
+                    return Some(Some(closing));
+                }
             }
             Ok(Inbound::Authenticate(token)) => {
                 metrics.received(InEvent::Authenticate);
@@ -432,33 +463,57 @@ impl Socket {
             })
     }
 
-    async fn send_message(&mut self, raw: &str, message: &str) {
+    /// Publishes a message to `raw`'s members; `Some` when the socket must close (its
+    /// account no longer exists).
+    async fn send_message(&mut self, raw: &str, message: &str) -> Option<Closing> {
         let room = match protocol::room(raw) {
             Ok((room, _)) => room,
-            Err(refusal) => return self.error(refusal.code, &refusal.message, Some(raw)),
+            Err(refusal) => {
+                self.error(refusal.code, &refusal.message, Some(raw));
+                return None;
+            }
         };
         if message.len() > protocol::MAX_MESSAGE_BYTES {
-            return self.error(
+            self.error(
                 code::MESSAGE_TOO_LARGE,
                 "Messages are limited to 4 KiB (4096 bytes of UTF-8).",
                 Some(&room),
             );
+            return None;
         }
         if !self.gateway.hub.holds(self.routed.id, &room) {
-            return self.error(
+            self.error(
                 code::FORBIDDEN,
                 "Join the room before sending to it.",
                 Some(&room),
             );
+            return None;
         }
         let email = match self.email().await {
-            Some(email) => email,
-            None => {
-                return self.error(
+            Ok(email) => email,
+            Err(SenderError::Unavailable) => {
+                self.error(
                     code::UNAVAILABLE,
                     "The message could not be sent; try again.",
                     Some(&room),
                 );
+                return None;
+            }
+            Err(SenderError::AccountGone) => {
+                self.error(
+                    code::FORBIDDEN,
+                    "Your account no longer exists; the message was not sent.",
+                    Some(&room),
+                );
+                let closing = Closing {
+                    code: close::SESSION_REVOKED,
+                    reason: ACCOUNT_GONE,
+                };
+                // The user's other sockets here are as dead: their sessions went with the account.
+                self.gateway
+                    .hub
+                    .close_user(self.who.user, Some(self.routed.id), closing.clone());
+                return Some(closing);
             }
         };
         let sent_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
@@ -479,6 +534,7 @@ impl Socket {
                 Some(&room),
             );
         }
+        None
     }
 
     async fn publish(&self, room: &str, frame: &str) -> Result<(), String> {
@@ -492,29 +548,34 @@ impl Socket {
             .map_err(|e| e.to_string())
     }
 
-    async fn email(&mut self) -> Option<String> {
-        if self.email.is_none() {
-            let mut conn = match self.state.conn().await {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::warn!(%error, "real-time gateway: no database connection");
-                    return None;
-                }
-            };
-            // Only the address: the job service's database role cannot read credentials.
-            match persistence::jobs::user_email(&mut conn, self.who.user).await {
-                Ok(Some((email, _))) => self.email = Some(email),
-                Ok(None) => {
-                    tracing::warn!(user = %self.who.user, "real-time gateway: the sender's account does not exist");
-                    return None;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "real-time gateway: looking up the sender failed");
-                    return None;
-                }
+    /// The sender's address: looked up in PostgreSQL on the first message and again once the
+    /// last look-up is [`SENDER_RECHECK`] old.
+    async fn email(&mut self) -> Result<String, SenderError> {
+        if let Some((email, at)) = &self.email
+            && at.elapsed() < SENDER_RECHECK
+        {
+            return Ok(email.clone());
+        }
+        let mut conn = self.state.conn().await.map_err(|error| {
+            tracing::warn!(%error, "real-time gateway: no database connection");
+            SenderError::Unavailable
+        })?;
+        // Only the address: the job service's database role cannot read credentials.
+        match persistence::jobs::user_email(&mut conn, self.who.user).await {
+            Ok(Some((email, _))) => {
+                self.email = Some((email.clone(), Instant::now()));
+                Ok(email)
+            }
+            Ok(None) => {
+                tracing::info!(user = %self.who.user, "real-time gateway: the sender's account no longer exists; closing its sockets");
+                self.email = None;
+                Err(SenderError::AccountGone)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "real-time gateway: looking up the sender failed");
+                Err(SenderError::Unavailable)
             }
         }
-        self.email.clone()
     }
 
     async fn authenticate(&mut self, token: &str) {
@@ -560,6 +621,9 @@ impl Socket {
         self.reply(Event::Reply, protocol::authenticated(who.expires_at));
     }
 }
+
+/// The close reason sent with 4002 when the socket's account no longer exists.
+const ACCOUNT_GONE: &str = "account no longer exists";
 
 /// The instant the token expires (`exp` is in seconds since the epoch).
 fn expiry_instant(expires_at: i64) -> Instant {
