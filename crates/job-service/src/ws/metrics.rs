@@ -31,6 +31,14 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event, in the order of their discriminants.
+    pub const ALL: [Event; 4] = [
+        Event::JobUpdated,
+        Event::ReceiveMessage,
+        Event::Reply,
+        Event::Error,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Event::JobUpdated => "jobUpdated",
@@ -87,13 +95,16 @@ impl Metrics {
         }
     }
 
-    /// Counts a frame written.
-    pub fn sent(&self, event: Event, changed_at_us: Option<i64>) {
-        metrics::counter!("ws_messages_out_total", "event" => event.label()).increment(1);
-        if let Some(changed) = changed_at_us {
-            let delay_us = chrono::Utc::now().timestamp_micros() - changed;
-            metrics::histogram!("ws_job_event_delay_seconds").record(delay_us.max(0) as f64 / 1e6);
-        }
+    /// Counts `count` frames of `event` written.
+    pub fn sent(&self, event: Event, count: u64) {
+        metrics::counter!("ws_messages_out_total", "event" => event.label()).increment(count);
+    }
+
+    /// Records a `jobUpdated` frame written, of a change made at `changed_at_us` (µs since the
+    /// epoch).
+    pub fn job_event_delay(&self, changed_at_us: i64) {
+        let delay_us = chrono::Utc::now().timestamp_micros() - changed_at_us;
+        metrics::histogram!("ws_job_event_delay_seconds").record(delay_us.max(0) as f64 / 1e6);
     }
 
     /// Counts a frame received.

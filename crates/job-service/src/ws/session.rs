@@ -2,18 +2,17 @@
 //! closes the socket when its token expires (4001), its session is revoked (4002), it reads
 //! too slowly (1013), it stops answering pings (4008) or the replica shuts down (1001).
 //!
-//! Frames are handed to actix-ws only when its channel has room, so the task never waits on a
-//! slow client: what does not fit waits in the hub's bounded outbox, which is what overflows.
+//! The task never writes: its answers go to the hub's bounded outbox like every other frame,
+//! and the connection takes them from there ([`super::transport::Outbound`]), so the task never
+//! waits on a slow client.
 
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use access_token::Claims;
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Message};
+use actix_http::ws::ProtocolError;
+use actix_web::web;
 use domain::{Role, SessionId};
-use futures_util::{FutureExt as _, Sink, StreamExt as _};
 use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -21,6 +20,7 @@ use uuid::Uuid;
 use super::hub::{Closing, JoinRefused, Outgoing, Socket as Routed};
 use super::metrics::{Event, InEvent};
 use super::protocol::{self, Inbound, RoomKind, close, code};
+use super::transport::{self, Outbound, Received};
 use super::{Gateway, HARD_FRAME_LIMIT, SUBSCRIBE_WAIT};
 use crate::AppState;
 
@@ -101,8 +101,7 @@ pub struct Socket {
     state: Arc<AppState>,
     routed: Arc<Routed>,
     who: Identity,
-    session: actix_ws::Session,
-    stream: AggregatedMessageStream,
+    stream: transport::Inbound,
     rate: RateLimit,
     /// The user's address, looked up on the first `sendMessage` (again after
     /// [`SENDER_RECHECK`]), with when it was looked up.
@@ -122,23 +121,18 @@ impl Socket {
         gateway: Arc<Gateway>,
         state: Arc<AppState>,
         who: Identity,
-        session: actix_ws::Session,
-        stream: actix_ws::MessageStream,
+        payload: web::Payload,
     ) -> Option<Self> {
         let routed = gateway.hub.register(who.user, who.admin, who.sid)?;
         let _ = tokio::time::timeout(SUBSCRIBE_WAIT, gateway.hub.subscribed()).await;
         let hard = HARD_FRAME_LIMIT.max(gateway.limits.max_frame_bytes);
-        let stream = stream
-            .max_frame_size(hard)
-            .aggregate_continuations()
-            .max_continuation_size(hard);
+        let stream = transport::Inbound::new(payload, hard);
         let rate = RateLimit::new(gateway.limits.messages_per_sec);
         Some(Self {
             gateway,
             state,
             routed,
             who,
-            session,
             stream,
             rate,
             email: None,
@@ -148,23 +142,24 @@ impl Socket {
         })
     }
 
-    /// Serves the socket until it closes, then takes it out of the hub.
+    /// The `101` response's body, which writes this socket's frames.
+    pub fn outbound(&self) -> Outbound {
+        Outbound::new(self.routed.clone(), self.gateway.clone())
+    }
+
+    /// Serves the socket until it closes, then takes it out of the hub. The close frame is
+    /// written by the connection after what is queued (a close asked for by the hub emptied
+    /// the queue; the socket's own last `error` goes first).
     pub async fn run(mut self) {
         let closing = self.serve().await;
-        let hub = self.gateway.hub.clone();
+        let hub = &self.gateway.hub;
         hub.unregister(self.routed.id);
-        if let Some(closing) = closing {
-            hub.metrics().closed(closing.code);
-            let reason = CloseReason {
-                code: CloseCode::from(closing.code),
-                description: Some(closing.reason.to_owned()),
-            };
-            // A client that does not read may never take the close frame: do not wait for ever.
-            // What the socket queued for itself before deciding to close (its last `error`) goes
-            // first; a close asked for by the hub emptied the queue.
-            self.flush_now();
-            let _ = tokio::time::timeout(Duration::from_secs(10), self.session.close(Some(reason)))
-                .await;
+        match closing {
+            Some(closing) => {
+                hub.metrics().closed(closing.code);
+                self.routed.close_after_queue(closing);
+            }
+            None => self.routed.end(),
         }
     }
 
@@ -176,19 +171,13 @@ impl Socket {
             if let Some(closing) = self.routed.closing() {
                 return Some(closing);
             }
+            if self.routed.is_gone() {
+                return None;
+            }
             let expires = self.expires;
             let wake = next_ping.min(expires);
-            let pending = self.routed.has_pending();
             tokio::select! {
                 biased;
-                ready = poll_fn(|cx| Pin::new(&mut self.session).poll_ready(cx)), if pending => {
-                    if ready.is_err() {
-                        return None;
-                    }
-                    if !self.write_pending() {
-                        return None;
-                    }
-                }
                 () = self.routed.changed() => {}
                 message = self.stream.next() => match message {
                     None => return None,
@@ -201,7 +190,7 @@ impl Socket {
                             return closing;
                         }
                     }
-                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                    Some(Err(ProtocolError::Overflow)) => {
                         return Some(Closing { code: close::TOO_BIG, reason: "frame over 64 KiB" });
                     }
                     Some(Err(_)) => return None,
@@ -227,56 +216,11 @@ impl Socket {
                             }
                         }
                         self.heard = false;
-                        self.send_now(Message::Ping(actix_web::web::Bytes::new()));
+                        self.routed.ping();
                         next_ping = now + ping_every;
                     }
                 }
             }
-        }
-    }
-
-    /// Writes queued frames while actix-ws takes them without waiting; false when the client
-    /// is gone. Called once `poll_ready` said there is room for one.
-    fn write_pending(&mut self) -> bool {
-        let metrics = self.gateway.hub.metrics();
-        loop {
-            let Some(out) = self.routed.pop() else {
-                return true;
-            };
-            let event = out.event;
-            let changed = out.changed_at_us;
-            if Pin::new(&mut self.session)
-                .start_send(Message::Text(out.frame))
-                .is_err()
-            {
-                return false;
-            }
-            metrics.sent(event, changed);
-            match poll_fn(|cx| Pin::new(&mut self.session).poll_ready(cx)).now_or_never() {
-                Some(Ok(())) => continue,
-                Some(Err(_)) => return false,
-                None => return true,
-            }
-        }
-    }
-
-    /// Writes what is queued as far as actix-ws takes it without waiting.
-    fn flush_now(&mut self) {
-        if self.routed.has_pending()
-            && let Some(Ok(())) =
-                poll_fn(|cx| Pin::new(&mut self.session).poll_ready(cx)).now_or_never()
-        {
-            self.write_pending();
-        }
-    }
-
-    /// Sends a control frame if actix-ws has room right now (else the client is not reading
-    /// and the frame would not help).
-    fn send_now(&mut self, message: Message) {
-        if let Some(Ok(())) =
-            poll_fn(|cx| Pin::new(&mut self.session).poll_ready(cx)).now_or_never()
-        {
-            let _ = Pin::new(&mut self.session).start_send(message);
         }
     }
 
@@ -300,12 +244,12 @@ impl Socket {
     }
 
     /// Handles one client frame; `Some` ends the loop.
-    async fn receive(&mut self, message: AggregatedMessage) -> Option<Option<Closing>> {
+    async fn receive(&mut self, message: Received) -> Option<Option<Closing>> {
         self.heard = true;
         let metrics = self.gateway.hub.metrics();
         let text = match message {
-            AggregatedMessage::Text(text) => text,
-            AggregatedMessage::Binary(_) => {
+            Received::Text(text) => text,
+            Received::Binary => {
                 metrics.received(InEvent::Invalid);
                 if self.rate.allow() {
                     self.error(
@@ -318,12 +262,12 @@ impl Socket {
                 }
                 return None;
             }
-            AggregatedMessage::Ping(bytes) => {
-                self.send_now(Message::Pong(bytes));
+            Received::Ping(bytes) => {
+                self.routed.pong(bytes);
                 return None;
             }
-            AggregatedMessage::Pong(_) => return None,
-            AggregatedMessage::Close(_) => return Some(None),
+            Received::Pong => return None,
+            Received::Close => return Some(None),
         };
         if !self.rate.allow() {
             metrics.received(InEvent::Invalid);
