@@ -173,8 +173,6 @@ impl Application {
         let listener = TcpListener::bind(&settings.jobs_addr)?;
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
-            // The first worker also runs the gateway's Redis bridge (next to its sockets).
-            gateway_data.run_bridge_here();
             let origins = origins.clone();
             let csrf_origins = origins.clone();
             // One write coalescer per HTTP worker thread, so merging never crosses threads.

@@ -10,7 +10,7 @@
 //! | `ws_job_events_collapsed_total` | counter | queued `jobUpdated` frames replaced by a newer one of the same job |
 //! | `ws_closed_total{code}` | counter | sockets closed by the server, by close code |
 //! | `ws_redis_reconnects_total` | counter | pub/sub reconnections after Redis went away |
-//! | `ws_job_event_delay_seconds` | histogram | job's `updated_at` (the change, in the worker or the job service) → its frame handed to the socket |
+//! | `ws_job_event_delay_seconds` | histogram | job's `updated_at` (the change, in the worker or the job service) → its frame written to the connection |
 //!
 //! Gauges are resolved once; counters and histograms are looked up on each use, because the
 //! exporter drops series that stay idle (and a kept handle would then record nowhere).
