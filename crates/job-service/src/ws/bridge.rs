@@ -113,18 +113,56 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Most channels in one SUBSCRIBE.
 const SUBSCRIBE_BATCH: usize = 512;
 
-/// Runs the bridge for ever: connects, subscribes, routes, reconnects.
-pub async fn run(
+/// The bridge's state, kept between runs: if the thread running it stops (an HTTP worker
+/// restarted), the next one picks it up with the subscriptions wanted and the hub's queued
+/// commands, reconnects and subscribes again to everything.
+pub struct Bridge {
     client: redis::Client,
     channels: Channels,
     hub: Arc<Hub>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<Command>,
     revocations: Option<RevocationList>,
-) {
-    let mut wanted: HashSet<Subscription> = HashSet::new();
-    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    wanted: HashSet<Subscription>,
+    waiting: Vec<oneshot::Sender<()>>,
+    connected_before: bool,
+}
+
+impl Bridge {
+    /// A bridge taking the hub's `commands`, not yet connected.
+    pub fn new(
+        client: redis::Client,
+        channels: Channels,
+        hub: Arc<Hub>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        revocations: Option<RevocationList>,
+    ) -> Self {
+        Self {
+            client,
+            channels,
+            hub,
+            commands,
+            revocations,
+            wanted: HashSet::new(),
+            waiting: Vec::new(),
+            connected_before: false,
+        }
+    }
+}
+
+/// Runs the bridge for ever: connects, subscribes, routes, reconnects. Returns when the hub
+/// is gone.
+pub async fn run(bridge: &mut Bridge) {
+    let Bridge {
+        client,
+        channels,
+        hub,
+        commands,
+        revocations,
+        wanted,
+        waiting,
+        connected_before,
+    } = bridge;
     let mut backoff = BACKOFF_MIN;
-    let mut connected_before = false;
     loop {
         let connection = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub()).await;
         let (mut sink, stream) = match connection {
@@ -142,7 +180,7 @@ pub async fn run(
                     tokio::select! {
                         () = &mut deadline => break,
                         command = commands.recv() => match command {
-                            Some(command) => note(&mut wanted, &mut waiting, command),
+                            Some(command) => note(wanted, waiting, command),
                             None => return,
                         },
                     }
@@ -151,7 +189,7 @@ pub async fn run(
                 continue;
             }
         };
-        let resubscribed = subscribe_all(&mut sink, &channels, &wanted).await;
+        let resubscribed = subscribe_all(&mut sink, channels, wanted).await;
         if let Err(error) = resubscribed {
             tracing::warn!(%error, "real-time gateway: subscribing failed; reconnecting");
             tokio::time::sleep(backoff).await;
@@ -162,7 +200,7 @@ pub async fn run(
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
-        if connected_before {
+        if *connected_before {
             hub.metrics().redis_reconnected();
             tracing::info!(
                 subscriptions = wanted.len(),
@@ -172,17 +210,8 @@ pub async fn run(
                 tokio::spawn(recheck_sessions(hub.clone(), revocations));
             }
         }
-        connected_before = true;
-        let ended = serve(
-            &mut sink,
-            stream,
-            &channels,
-            &hub,
-            &mut commands,
-            &mut wanted,
-            &mut waiting,
-        )
-        .await;
+        *connected_before = true;
+        let ended = serve(&mut sink, stream, channels, hub, commands, wanted, waiting).await;
         match ended {
             Ended::Commands => return,
             Ended::Connection(error) => {

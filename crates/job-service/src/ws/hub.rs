@@ -1,7 +1,10 @@
 //! The replica's sockets and rooms, in memory: who gets which frame.
 //!
 //! Every socket has a bounded [`Outbox`]; routing only pushes into outboxes (never waits on a
-//! socket), so a slow client can only overflow its own outbox and be closed with 1013.
+//! socket), so a slow client can only overflow its own outbox and be closed with 1013. The
+//! socket's connection takes frames straight from the outbox when it can write
+//! ([`Socket::write`], called by [`super::transport::Outbound`]): a pushed frame wakes the
+//! connection itself, not the socket's task.
 //!
 //! The hub also keeps the Redis subscriptions in step with what local sockets hold: a user's
 //! event channel while one of their sockets (or a local socket in one of their `job:<id>`
@@ -13,7 +16,11 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 
+use actix_codec::Encoder as _;
+use actix_http::ws::{CloseCode, CloseReason, Codec, Message};
+use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
 use domain::SessionId;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -62,7 +69,35 @@ struct Outbox {
     queue: VecDeque<Outgoing>,
     bytes: usize,
     closing: Option<Closing>,
+    /// The connection, waiting for something to write.
+    writer: Option<Waker>,
+    /// A ping to send.
+    ping: bool,
+    /// A pong to send (the payload of the client's ping).
+    pong: Option<Bytes>,
+    /// The socket's task ended without a close code of its own (the client closed): send a
+    /// plain close frame and end.
+    ended: bool,
+    /// The close frame was written: the connection's body ends.
+    close_written: bool,
+    /// The connection is gone (its body was dropped).
+    gone: bool,
 }
+
+/// What [`Socket::write`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Frames were appended to the buffer.
+    Frames,
+    /// Nothing to write now; the connection is woken when there is.
+    Nothing,
+    /// The close frame went out before: nothing will follow.
+    Finished,
+}
+
+/// Most bytes [`Socket::write`] encodes in one call (then the connection writes them and asks
+/// again): a long queue is not copied into one huge buffer.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// One local socket as the router sees it.
 pub struct Socket {
@@ -83,7 +118,7 @@ impl Socket {
     /// is over its limits (it is then marked for closing with 1013 and its queue dropped).
     pub fn push(&self, out: Outgoing, limits: QueueLimits, metrics: &Metrics) -> bool {
         let mut outbox = self.outbox();
-        if outbox.closing.is_some() {
+        if outbox.closing.is_some() || outbox.ended || outbox.gone {
             return true;
         }
         if let Some(job) = out.job
@@ -103,22 +138,23 @@ impl Socket {
                 code: close::TRY_AGAIN_LATER,
                 reason: "too slow: reconnect",
             });
+            let writer = outbox.writer.take();
             drop(outbox);
             metrics.slow_consumer();
             self.notify.notify_one();
+            wake(writer);
             return false;
         }
         outbox.bytes = bytes;
-        let was_empty = outbox.queue.is_empty();
         outbox.queue.push_back(out);
+        let writer = outbox.writer.take();
         drop(outbox);
-        if was_empty {
-            self.notify.notify_one();
-        }
+        wake(writer);
         true
     }
 
-    /// Marks the socket for closing with `closing` (the first reason wins).
+    /// Marks the socket for closing with `closing` (the first reason wins), dropping what is
+    /// queued: the hub's decision (revocation, shutdown).
     pub fn close(&self, closing: Closing) {
         let mut outbox = self.outbox();
         if outbox.closing.is_none() {
@@ -126,6 +162,59 @@ impl Socket {
             outbox.queue.clear();
             outbox.bytes = 0;
         }
+        let writer = outbox.writer.take();
+        drop(outbox);
+        self.notify.notify_one();
+        wake(writer);
+    }
+
+    /// Marks the socket for closing with `closing` after what is queued (the socket's own
+    /// decision: its last `error` goes out first).
+    pub fn close_after_queue(&self, closing: Closing) {
+        let mut outbox = self.outbox();
+        if outbox.closing.is_none() {
+            outbox.closing = Some(closing);
+        }
+        let writer = outbox.writer.take();
+        drop(outbox);
+        wake(writer);
+    }
+
+    /// The socket's task ended without a close code (the client closed, or broke the
+    /// protocol): what is queued goes, then a plain close frame.
+    pub fn end(&self) {
+        let mut outbox = self.outbox();
+        outbox.ended = true;
+        let writer = outbox.writer.take();
+        drop(outbox);
+        wake(writer);
+    }
+
+    /// Asks for a ping to be sent.
+    pub fn ping(&self) {
+        let mut outbox = self.outbox();
+        outbox.ping = true;
+        let writer = outbox.writer.take();
+        drop(outbox);
+        wake(writer);
+    }
+
+    /// Asks for a pong answering a ping with `payload`.
+    pub fn pong(&self, payload: Bytes) {
+        let mut outbox = self.outbox();
+        outbox.pong = Some(payload);
+        let writer = outbox.writer.take();
+        drop(outbox);
+        wake(writer);
+    }
+
+    /// The connection is gone: wakes the socket's task to end.
+    pub fn connection_gone(&self) {
+        let mut outbox = self.outbox();
+        outbox.gone = true;
+        outbox.queue.clear();
+        outbox.bytes = 0;
+        outbox.writer = None;
         drop(outbox);
         self.notify.notify_one();
     }
@@ -135,22 +224,100 @@ impl Socket {
         self.outbox().closing.clone()
     }
 
-    /// Takes the next frame to write.
-    pub fn pop(&self) -> Option<Outgoing> {
+    /// True once the connection is gone.
+    pub fn is_gone(&self) -> bool {
+        self.outbox().gone
+    }
+
+    /// Encodes what is to be written (control frames first, then queued frames, then the
+    /// close frame) into `buf`, at most about [`WRITE_CHUNK`] bytes; with nothing to write,
+    /// keeps `waker` to be woken when there is.
+    pub fn write(
+        &self,
+        codec: &mut Codec,
+        buf: &mut BytesMut,
+        metrics: &Metrics,
+        waker: &Waker,
+    ) -> Written {
         let mut outbox = self.outbox();
-        let out = outbox.queue.pop_front()?;
-        outbox.bytes = outbox.bytes.saturating_sub(out.frame.len());
-        Some(out)
+        if outbox.close_written {
+            return Written::Finished;
+        }
+        if outbox.ping {
+            outbox.ping = false;
+            let _ = codec.encode(Message::Ping(Bytes::new()), buf);
+        }
+        if let Some(payload) = outbox.pong.take() {
+            let _ = codec.encode(Message::Pong(payload), buf);
+        }
+        let mut sent = SentCounts::default();
+        while buf.len() < WRITE_CHUNK {
+            let Some(out) = outbox.queue.pop_front() else {
+                break;
+            };
+            outbox.bytes = outbox.bytes.saturating_sub(out.frame.len());
+            sent.add(&out, metrics);
+            let _ = codec.encode(Message::Text(out.frame), buf);
+        }
+        if outbox.queue.is_empty() {
+            let reason = match (&outbox.closing, outbox.ended) {
+                (Some(closing), _) => Some(Some(CloseReason {
+                    code: CloseCode::from(closing.code),
+                    description: Some(closing.reason.to_owned()),
+                })),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            if let Some(reason) = reason {
+                let _ = codec.encode(Message::Close(reason), buf);
+                outbox.close_written = true;
+            }
+        }
+        let wrote = !buf.is_empty();
+        if !wrote {
+            outbox.writer = Some(waker.clone());
+        }
+        drop(outbox);
+        sent.record(metrics);
+        if wrote {
+            Written::Frames
+        } else {
+            Written::Nothing
+        }
     }
 
-    /// True when a frame is waiting.
-    pub fn has_pending(&self) -> bool {
-        !self.outbox().queue.is_empty()
-    }
-
-    /// Resolves when something was queued or a close was asked for since the last call.
+    /// Resolves when a close was asked for or the connection went away since the last call.
     pub async fn changed(&self) {
         self.notify.notified().await;
+    }
+}
+
+fn wake(writer: Option<Waker>) {
+    if let Some(writer) = writer {
+        writer.wake();
+    }
+}
+
+/// Frames written in one [`Socket::write`], counted once per event kind afterwards.
+#[derive(Default)]
+struct SentCounts {
+    counts: [u64; 4],
+}
+
+impl SentCounts {
+    fn add(&mut self, out: &Outgoing, metrics: &Metrics) {
+        self.counts[out.event as usize] += 1;
+        if let Some(changed) = out.changed_at_us {
+            metrics.job_event_delay(changed);
+        }
+    }
+
+    fn record(&self, metrics: &Metrics) {
+        for (event, count) in Event::ALL.iter().zip(self.counts) {
+            if count > 0 {
+                metrics.sent(*event, count);
+            }
+        }
     }
 }
 
@@ -490,6 +657,23 @@ impl Hub {
                 code: close::SESSION_REVOKED,
                 reason: "session revoked: sign in again",
             });
+        }
+    }
+
+    /// Closes every local socket of `user` (but `except`) with `closing`: their account is
+    /// gone.
+    pub fn close_user(&self, user: Uuid, except: Option<SocketId>, closing: Closing) {
+        let sockets: Vec<Arc<Socket>> = self
+            .state()
+            .by_user
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter(|s| Some(s.id) != except)
+            .cloned()
+            .collect();
+        for socket in sockets {
+            socket.close(closing.clone());
         }
     }
 

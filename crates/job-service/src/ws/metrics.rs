@@ -10,7 +10,7 @@
 //! | `ws_job_events_collapsed_total` | counter | queued `jobUpdated` frames replaced by a newer one of the same job |
 //! | `ws_closed_total{code}` | counter | sockets closed by the server, by close code |
 //! | `ws_redis_reconnects_total` | counter | pub/sub reconnections after Redis went away |
-//! | `ws_job_event_delay_seconds` | histogram | job's `updated_at` (the change, in the worker or the job service) → its frame handed to the socket |
+//! | `ws_job_event_delay_seconds` | histogram | job's `updated_at` (the change, in the worker or the job service) → its frame written to the connection |
 //!
 //! Gauges are resolved once; counters and histograms are looked up on each use, because the
 //! exporter drops series that stay idle (and a kept handle would then record nowhere).
@@ -31,6 +31,14 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event, in the order of their discriminants.
+    pub const ALL: [Event; 4] = [
+        Event::JobUpdated,
+        Event::ReceiveMessage,
+        Event::Reply,
+        Event::Error,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Event::JobUpdated => "jobUpdated",
@@ -87,13 +95,16 @@ impl Metrics {
         }
     }
 
-    /// Counts a frame written.
-    pub fn sent(&self, event: Event, changed_at_us: Option<i64>) {
-        metrics::counter!("ws_messages_out_total", "event" => event.label()).increment(1);
-        if let Some(changed) = changed_at_us {
-            let delay_us = chrono::Utc::now().timestamp_micros() - changed;
-            metrics::histogram!("ws_job_event_delay_seconds").record(delay_us.max(0) as f64 / 1e6);
-        }
+    /// Counts `count` frames of `event` written.
+    pub fn sent(&self, event: Event, count: u64) {
+        metrics::counter!("ws_messages_out_total", "event" => event.label()).increment(count);
+    }
+
+    /// Records a `jobUpdated` frame written, of a change made at `changed_at_us` (µs since the
+    /// epoch).
+    pub fn job_event_delay(&self, changed_at_us: i64) {
+        let delay_us = chrono::Utc::now().timestamp_micros() - changed_at_us;
+        metrics::histogram!("ws_job_event_delay_seconds").record(delay_us.max(0) as f64 / 1e6);
     }
 
     /// Counts a frame received.

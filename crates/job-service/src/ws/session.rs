@@ -2,18 +2,17 @@
 //! closes the socket when its token expires (4001), its session is revoked (4002), it reads
 //! too slowly (1013), it stops answering pings (4008) or the replica shuts down (1001).
 //!
-//! Frames are handed to actix-ws only when its channel has room, so the task never waits on a
-//! slow client: what does not fit waits in the hub's bounded outbox, which is what overflows.
+//! The task never writes: its answers go to the hub's bounded outbox like every other frame,
+//! and the connection takes them from there ([`super::transport::Outbound`]), so the task never
+//! waits on a slow client.
 
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use access_token::Claims;
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Message};
+use actix_http::ws::ProtocolError;
+use actix_web::web;
 use domain::{Role, SessionId};
-use futures_util::{FutureExt as _, Sink, StreamExt as _};
 use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -21,6 +20,7 @@ use uuid::Uuid;
 use super::hub::{Closing, JoinRefused, Outgoing, Socket as Routed};
 use super::metrics::{Event, InEvent};
 use super::protocol::{self, Inbound, RoomKind, close, code};
+use super::transport::{self, Outbound, Received};
 use super::{Gateway, HARD_FRAME_LIMIT, SUBSCRIBE_WAIT};
 use crate::AppState;
 
@@ -47,6 +47,21 @@ impl Identity {
             expires_at: claims.exp,
         }
     }
+}
+
+/// How long the sender's address, once looked up, is used before it is looked up again: a
+/// socket whose account was deleted meanwhile finds out within this time.
+pub const SENDER_RECHECK: Duration = Duration::from_secs(60);
+
+/// Why the sender of a `sendMessage` could not be named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum SenderError {
+    /// The user's account no longer exists (deleted): its sessions went with it.
+    #[error("the account no longer exists")]
+    AccountGone,
+    /// PostgreSQL did not answer.
+    #[error("the account could not be looked up")]
+    Unavailable,
 }
 
 /// A token bucket: `rate` frames per second, bursts of twice that.
@@ -86,11 +101,11 @@ pub struct Socket {
     state: Arc<AppState>,
     routed: Arc<Routed>,
     who: Identity,
-    session: actix_ws::Session,
-    stream: AggregatedMessageStream,
+    stream: transport::Inbound,
     rate: RateLimit,
-    /// The user's address, looked up on the first `sendMessage`.
-    email: Option<String>,
+    /// The user's address, looked up on the first `sendMessage` (again after
+    /// [`SENDER_RECHECK`]), with when it was looked up.
+    email: Option<(String, Instant)>,
     /// When the access token expires.
     expires: Instant,
     /// Whether anything came from the client since the last ping.
@@ -106,23 +121,18 @@ impl Socket {
         gateway: Arc<Gateway>,
         state: Arc<AppState>,
         who: Identity,
-        session: actix_ws::Session,
-        stream: actix_ws::MessageStream,
+        payload: web::Payload,
     ) -> Option<Self> {
         let routed = gateway.hub.register(who.user, who.admin, who.sid)?;
         let _ = tokio::time::timeout(SUBSCRIBE_WAIT, gateway.hub.subscribed()).await;
         let hard = HARD_FRAME_LIMIT.max(gateway.limits.max_frame_bytes);
-        let stream = stream
-            .max_frame_size(hard)
-            .aggregate_continuations()
-            .max_continuation_size(hard);
+        let stream = transport::Inbound::new(payload, hard);
         let rate = RateLimit::new(gateway.limits.messages_per_sec);
         Some(Self {
             gateway,
             state,
             routed,
             who,
-            session,
             stream,
             rate,
             email: None,
@@ -132,20 +142,24 @@ impl Socket {
         })
     }
 
-    /// Serves the socket until it closes, then takes it out of the hub.
+    /// The `101` response's body, which writes this socket's frames.
+    pub fn outbound(&self) -> Outbound {
+        Outbound::new(self.routed.clone(), self.gateway.clone())
+    }
+
+    /// Serves the socket until it closes, then takes it out of the hub. The close frame is
+    /// written by the connection after what is queued (a close asked for by the hub emptied
+    /// the queue; the socket's own last `error` goes first).
     pub async fn run(mut self) {
         let closing = self.serve().await;
-        let hub = self.gateway.hub.clone();
+        let hub = &self.gateway.hub;
         hub.unregister(self.routed.id);
-        if let Some(closing) = closing {
-            hub.metrics().closed(closing.code);
-            let reason = CloseReason {
-                code: CloseCode::from(closing.code),
-                description: Some(closing.reason.to_owned()),
-            };
-            // A client that does not read may never take the close frame: do not wait for ever.
-            let _ = tokio::time::timeout(Duration::from_secs(10), self.session.close(Some(reason)))
-                .await;
+        match closing {
+            Some(closing) => {
+                hub.metrics().closed(closing.code);
+                self.routed.close_after_queue(closing);
+            }
+            None => self.routed.end(),
         }
     }
 
@@ -157,19 +171,13 @@ impl Socket {
             if let Some(closing) = self.routed.closing() {
                 return Some(closing);
             }
+            if self.routed.is_gone() {
+                return None;
+            }
             let expires = self.expires;
             let wake = next_ping.min(expires);
-            let pending = self.routed.has_pending();
             tokio::select! {
                 biased;
-                ready = poll_fn(|cx| Pin::new(&mut self.session).poll_ready(cx)), if pending => {
-                    if ready.is_err() {
-                        return None;
-                    }
-                    if !self.write_pending() {
-                        return None;
-                    }
-                }
                 () = self.routed.changed() => {}
                 message = self.stream.next() => match message {
                     None => return None,
@@ -182,7 +190,7 @@ impl Socket {
                             return closing;
                         }
                     }
-                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                    Some(Err(ProtocolError::Overflow)) => {
                         return Some(Closing { code: close::TOO_BIG, reason: "frame over 64 KiB" });
                     }
                     Some(Err(_)) => return None,
@@ -208,46 +216,11 @@ impl Socket {
                             }
                         }
                         self.heard = false;
-                        self.send_now(Message::Ping(actix_web::web::Bytes::new()));
+                        self.routed.ping();
                         next_ping = now + ping_every;
                     }
                 }
             }
-        }
-    }
-
-    /// Writes queued frames while actix-ws takes them without waiting; false when the client
-    /// is gone. Called once `poll_ready` said there is room for one.
-    fn write_pending(&mut self) -> bool {
-        let metrics = self.gateway.hub.metrics();
-        loop {
-            let Some(out) = self.routed.pop() else {
-                return true;
-            };
-            let event = out.event;
-            let changed = out.changed_at_us;
-            if Pin::new(&mut self.session)
-                .start_send(Message::Text(out.frame))
-                .is_err()
-            {
-                return false;
-            }
-            metrics.sent(event, changed);
-            match poll_fn(|cx| Pin::new(&mut self.session).poll_ready(cx)).now_or_never() {
-                Some(Ok(())) => continue,
-                Some(Err(_)) => return false,
-                None => return true,
-            }
-        }
-    }
-
-    /// Sends a control frame if actix-ws has room right now (else the client is not reading
-    /// and the frame would not help).
-    fn send_now(&mut self, message: Message) {
-        if let Some(Ok(())) =
-            poll_fn(|cx| Pin::new(&mut self.session).poll_ready(cx)).now_or_never()
-        {
-            let _ = Pin::new(&mut self.session).start_send(message);
         }
     }
 
@@ -271,12 +244,12 @@ impl Socket {
     }
 
     /// Handles one client frame; `Some` ends the loop.
-    async fn receive(&mut self, message: AggregatedMessage) -> Option<Option<Closing>> {
+    async fn receive(&mut self, message: Received) -> Option<Option<Closing>> {
         self.heard = true;
         let metrics = self.gateway.hub.metrics();
         let text = match message {
-            AggregatedMessage::Text(text) => text,
-            AggregatedMessage::Binary(_) => {
+            Received::Text(text) => text,
+            Received::Binary => {
                 metrics.received(InEvent::Invalid);
                 if self.rate.allow() {
                     self.error(
@@ -289,12 +262,12 @@ impl Socket {
                 }
                 return None;
             }
-            AggregatedMessage::Ping(bytes) => {
-                self.send_now(Message::Pong(bytes));
+            Received::Ping(bytes) => {
+                self.routed.pong(bytes);
                 return None;
             }
-            AggregatedMessage::Pong(_) => return None,
-            AggregatedMessage::Close(_) => return Some(None),
+            Received::Pong => return None,
+            Received::Close => return Some(None),
         };
         if !self.rate.allow() {
             metrics.received(InEvent::Invalid);
@@ -334,7 +307,9 @@ impl Socket {
             }
             Ok(Inbound::Send { room, message }) => {
                 metrics.received(InEvent::Send);
-                self.send_message(&room, &message).await;
+                if let Some(closing) = self.send_message(&room, &message).await {
+                    return Some(Some(closing));
+                }
             }
             Ok(Inbound::Authenticate(token)) => {
                 metrics.received(InEvent::Authenticate);
@@ -432,33 +407,57 @@ impl Socket {
             })
     }
 
-    async fn send_message(&mut self, raw: &str, message: &str) {
+    /// Publishes a message to `raw`'s members; `Some` when the socket must close (its
+    /// account no longer exists).
+    async fn send_message(&mut self, raw: &str, message: &str) -> Option<Closing> {
         let room = match protocol::room(raw) {
             Ok((room, _)) => room,
-            Err(refusal) => return self.error(refusal.code, &refusal.message, Some(raw)),
+            Err(refusal) => {
+                self.error(refusal.code, &refusal.message, Some(raw));
+                return None;
+            }
         };
         if message.len() > protocol::MAX_MESSAGE_BYTES {
-            return self.error(
+            self.error(
                 code::MESSAGE_TOO_LARGE,
                 "Messages are limited to 4 KiB (4096 bytes of UTF-8).",
                 Some(&room),
             );
+            return None;
         }
         if !self.gateway.hub.holds(self.routed.id, &room) {
-            return self.error(
+            self.error(
                 code::FORBIDDEN,
                 "Join the room before sending to it.",
                 Some(&room),
             );
+            return None;
         }
         let email = match self.email().await {
-            Some(email) => email,
-            None => {
-                return self.error(
+            Ok(email) => email,
+            Err(SenderError::Unavailable) => {
+                self.error(
                     code::UNAVAILABLE,
                     "The message could not be sent; try again.",
                     Some(&room),
                 );
+                return None;
+            }
+            Err(SenderError::AccountGone) => {
+                self.error(
+                    code::FORBIDDEN,
+                    "Your account no longer exists; the message was not sent.",
+                    Some(&room),
+                );
+                let closing = Closing {
+                    code: close::SESSION_REVOKED,
+                    reason: ACCOUNT_GONE,
+                };
+                // The user's other sockets here are as dead: their sessions went with the account.
+                self.gateway
+                    .hub
+                    .close_user(self.who.user, Some(self.routed.id), closing.clone());
+                return Some(closing);
             }
         };
         let sent_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
@@ -479,6 +478,7 @@ impl Socket {
                 Some(&room),
             );
         }
+        None
     }
 
     async fn publish(&self, room: &str, frame: &str) -> Result<(), String> {
@@ -492,29 +492,34 @@ impl Socket {
             .map_err(|e| e.to_string())
     }
 
-    async fn email(&mut self) -> Option<String> {
-        if self.email.is_none() {
-            let mut conn = match self.state.conn().await {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::warn!(%error, "real-time gateway: no database connection");
-                    return None;
-                }
-            };
-            // Only the address: the job service's database role cannot read credentials.
-            match persistence::jobs::user_email(&mut conn, self.who.user).await {
-                Ok(Some((email, _))) => self.email = Some(email),
-                Ok(None) => {
-                    tracing::warn!(user = %self.who.user, "real-time gateway: the sender's account does not exist");
-                    return None;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "real-time gateway: looking up the sender failed");
-                    return None;
-                }
+    /// The sender's address: looked up in PostgreSQL on the first message and again once the
+    /// last look-up is [`SENDER_RECHECK`] old.
+    async fn email(&mut self) -> Result<String, SenderError> {
+        if let Some((email, at)) = &self.email
+            && at.elapsed() < SENDER_RECHECK
+        {
+            return Ok(email.clone());
+        }
+        let mut conn = self.state.conn().await.map_err(|error| {
+            tracing::warn!(%error, "real-time gateway: no database connection");
+            SenderError::Unavailable
+        })?;
+        // Only the address: the job service's database role cannot read credentials.
+        match persistence::jobs::user_email(&mut conn, self.who.user).await {
+            Ok(Some((email, _))) => {
+                self.email = Some((email.clone(), Instant::now()));
+                Ok(email)
+            }
+            Ok(None) => {
+                tracing::info!(user = %self.who.user, "real-time gateway: the sender's account no longer exists; closing its sockets");
+                self.email = None;
+                Err(SenderError::AccountGone)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "real-time gateway: looking up the sender failed");
+                Err(SenderError::Unavailable)
             }
         }
-        self.email.clone()
     }
 
     async fn authenticate(&mut self, token: &str) {
@@ -560,6 +565,9 @@ impl Socket {
         self.reply(Event::Reply, protocol::authenticated(who.expires_at));
     }
 }
+
+/// The close reason sent with 4002 when the socket's account no longer exists.
+const ACCOUNT_GONE: &str = "account no longer exists";
 
 /// The instant the token expires (`exp` is in seconds since the epoch).
 fn expiry_instant(expires_at: i64) -> Instant {

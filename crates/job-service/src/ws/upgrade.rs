@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use actix_http::body::MessageBody as _;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use service_kit::Problem;
@@ -101,8 +102,8 @@ pub async fn upgrade(
     if gateway.hub.is_closed() {
         return shutting_down();
     }
-    let (response, session, stream) = match actix_ws::handle(&req, body) {
-        Ok(parts) => parts,
+    let mut response = match actix_http::ws::handshake(req.head()) {
+        Ok(response) => response,
         Err(_) => {
             return Problem::new(
                 StatusCode::UPGRADE_REQUIRED,
@@ -117,15 +118,23 @@ pub async fn upgrade(
         gateway.clone().into_inner(),
         state.into_inner(),
         identity,
-        session,
-        stream,
+        body,
     )
     .await
     else {
         return shutting_down();
     };
+    let outbound = socket.outbound();
     actix_web::rt::spawn(socket.run());
-    response
+    // The body is boxed once, in the response; the connection polls it for the socket's frames.
+    // (Dropping it on an error ends the socket's task.)
+    match response.message_body(outbound.boxed()) {
+        Ok(response) => HttpResponse::from(response),
+        Err(error) => {
+            tracing::error!(%error, "real-time gateway: cannot build the 101 answer");
+            Problem::internal().to_response()
+        }
+    }
 }
 
 fn unauthorized() -> HttpResponse {

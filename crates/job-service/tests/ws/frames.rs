@@ -99,3 +99,63 @@ async fn too_many_frames_or_rooms_get_errors_and_the_socket_stays_open() {
     assert_eq!(ws.expect("left").await["room"], "a");
     ws.join("d").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fragmented_messages_are_joined_pings_answered_and_over_64_kib_closes_with_1009() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let stack = Stack::start(1).await;
+    let user = stack.user(Role::User).await;
+    let mut ws = stack.connect(0, &user).await;
+
+    // One joinRoom text in three fragments, a ping between two of them.
+    let text = json!({"event": "joinRoom", "data": {"room": "pieces"}}).to_string();
+    let (a, rest) = text.split_at(10);
+    let (b, c) = rest.split_at(10);
+    let frames = [
+        Frame::message(a.as_bytes().to_vec(), OpCode::Data(Data::Text), false),
+        Frame::message(b.as_bytes().to_vec(), OpCode::Data(Data::Continue), false),
+        Frame::ping(b"are you there".to_vec()),
+        Frame::message(c.as_bytes().to_vec(), OpCode::Data(Data::Continue), true),
+    ];
+    for frame in frames {
+        ws.stream.send(Message::Frame(frame)).await.unwrap();
+    }
+    let mut pong = false;
+    let mut joined = false;
+    while !(pong && joined) {
+        match tokio::time::timeout(crate::helpers::WAIT, ws.stream.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Pong(payload))) => {
+                assert_eq!(&payload[..], b"are you there");
+                pong = true;
+            }
+            Some(Ok(Message::Text(frame))) => {
+                let frame: serde_json::Value = serde_json::from_str(&frame).unwrap();
+                assert_eq!(frame["event"], "joined", "{frame}");
+                assert_eq!(frame["data"]["room"], "pieces");
+                joined = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    // A message whose fragments add up to more than the hard limit closes with 1009.
+    let chunk = vec![b'x'; 40 * 1024];
+    let frames = [
+        Frame::message(chunk.clone(), OpCode::Data(Data::Text), false),
+        Frame::message(chunk, OpCode::Data(Data::Continue), true),
+    ];
+    for frame in frames {
+        ws.stream.send(Message::Frame(frame)).await.unwrap();
+    }
+    assert_eq!(
+        ws.closed_within(std::time::Duration::from_secs(5)).await,
+        Some(1009)
+    );
+}

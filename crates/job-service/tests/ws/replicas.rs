@@ -75,10 +75,16 @@ async fn a_replica_subscribes_only_to_what_its_sockets_hold() {
         }
     };
     let user_channel = format!("{prefix}events:user:{}", alice.id);
-    assert_eq!(
-        channels(format!("{prefix}*")).await,
-        vec![format!("{prefix}sessions-revoked")]
-    );
+    // The bridge starts with the HTTP worker (a socket's upgrade waits for it): give it a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let held = channels(format!("{prefix}*")).await;
+        if !held.is_empty() || tokio::time::Instant::now() > deadline {
+            assert_eq!(held, vec![format!("{prefix}sessions-revoked")]);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let mut ws = stack.connect(0, &alice).await;
     ws.join("lobby").await;

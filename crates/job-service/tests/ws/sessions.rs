@@ -1,8 +1,10 @@
 //! Sockets live as long as their session: expiry closes them (4001) unless `authenticate`
-//! brought a fresh token; a revocation closes them on every replica (4002).
+//! brought a fresh token; a revocation closes them on every replica (4002), and so does
+//! finding that the account no longer exists.
 
 use std::time::Duration;
 
+use diesel_async::RunQueryDsl as _;
 use domain::Role;
 use serde_json::json;
 
@@ -112,4 +114,55 @@ async fn logout_at_the_auth_service_closes_the_sessions_sockets_on_every_replica
     assert_eq!(on_1.closed_within(Duration::from_secs(2)).await, Some(4002));
     assert!(started.elapsed() < Duration::from_secs(2));
     other.join("lobby").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_account_is_refused_with_forbidden_and_its_sockets_closed_with_4002() {
+    let stack = Stack::start(1).await;
+    let gone = stack.user(Role::User).await;
+    let friend = stack.user(Role::User).await;
+    let mut sender = stack.connect(0, &gone).await;
+    let mut idle = stack.connect(0, &gone).await;
+    let mut listener = stack.connect(0, &friend).await;
+    sender.join("lobby").await;
+    listener.join("lobby").await;
+    sender
+        .send("sendMessage", json!({"room": "lobby", "message": "before"}))
+        .await;
+    sender.expect("receiveMessage").await;
+    listener.expect("receiveMessage").await;
+
+    // The account is deleted (its sessions go with it, by cascade); its tokens have not expired.
+    let mut conn = stack.pool.get().await.unwrap();
+    let deleted = diesel::sql_query("DELETE FROM users WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(gone.id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    drop(conn);
+
+    // The sender's address was looked up before the deletion: a socket finds out at its next
+    // look-up, within SENDER_RECHECK; a new socket at its first message.
+    let mut fresh = stack.connect(0, &gone).await;
+    fresh.join("lobby").await;
+    fresh
+        .send("sendMessage", json!({"room": "lobby", "message": "after"}))
+        .await;
+    let error = fresh.expect("error").await;
+    assert_eq!(error["code"], "forbidden", "{error}");
+    assert_eq!(error["room"], "lobby");
+    assert_eq!(
+        fresh.closed_within(Duration::from_secs(2)).await,
+        Some(4002)
+    );
+    // Every other socket of the account on the replica goes too; the friend's stays, and
+    // the message never reached it.
+    assert_eq!(
+        sender.closed_within(Duration::from_secs(2)).await,
+        Some(4002)
+    );
+    assert_eq!(idle.closed_within(Duration::from_secs(2)).await, Some(4002));
+    listener.quiet(Duration::from_millis(300)).await;
+    listener.join("still-here").await;
 }
