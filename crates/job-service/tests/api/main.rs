@@ -7,6 +7,7 @@ mod dependencies;
 mod helpers;
 mod limits;
 mod pause;
+mod redis_proxy;
 mod routes;
 mod schedules;
 mod with_auth;
