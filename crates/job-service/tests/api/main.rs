@@ -10,4 +10,5 @@ mod pause;
 mod redis_proxy;
 mod routes;
 mod schedules;
+mod submit_group;
 mod with_auth;
