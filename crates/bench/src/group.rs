@@ -91,7 +91,9 @@ impl GroupReport {
             self.median_ratio
         ));
         if let Some(size) = self.mean_group_size {
-            out.push_str(&format!("  mean group size (grouped service): {size:.1} jobs per insert\n"));
+            out.push_str(&format!(
+                "  mean group size (grouped service): {size:.1} jobs per insert\n"
+            ));
         }
         for (label, cpu) in [("grouped", &self.grouped_cpu), ("alone", &self.alone_cpu)] {
             if let Some(cpu) = cpu {
@@ -132,7 +134,14 @@ async fn rate(api: &Api, n: usize, clients: usize) -> Result<f64> {
 
 /// The mean of `jobs_submit_group_jobs_total / jobs_submit_groups_total` at `metrics_url`.
 async fn mean_group_size(client: &reqwest::Client, metrics_url: &str) -> Option<f64> {
-    let text = client.get(metrics_url).send().await.ok()?.text().await.ok()?;
+    let text = client
+        .get(metrics_url)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
     let value = |name: &str| -> Option<f64> {
         text.lines()
             .find(|line| line.split_whitespace().next() == Some(name))?
@@ -209,8 +218,7 @@ pub async fn run(
         median_grouped_per_sec: median(rounds.iter().map(|r| r.grouped_per_sec).collect()),
         median_alone_per_sec: median(rounds.iter().map(|r| r.alone_per_sec).collect()),
         median_ratio: median(rounds.iter().map(|r| r.ratio).collect()),
-        mean_group_size: mean_group_size(&services.grouped.client, &services.grouped_metrics)
-            .await,
+        mean_group_size: mean_group_size(&services.grouped.client, &services.grouped_metrics).await,
         rounds,
         grouped_cpu,
         alone_cpu,

@@ -24,8 +24,8 @@
 //! A retried row whose id is found already stored (the first statement committed before its
 //! connection broke) is answered as created, never inserted twice.
 
-use persistence::PgPool;
 use persistence::PersistenceError;
+use persistence::PgPool;
 use persistence::job_batch::EachInserted;
 use persistence::jobs::{Inserted, Job, NewJob};
 use tokio::sync::{mpsc, oneshot};
@@ -87,10 +87,8 @@ async fn run(
 ) {
     let mut waiting = Vec::with_capacity(max);
     while rx.recv_many(&mut waiting, max).await > 0 {
-        let (jobs, answers): (Vec<NewJob>, Vec<oneshot::Sender<Answer>>) = waiting
-            .drain(..)
-            .map(|w| (w.job, w.answer))
-            .unzip();
+        let (jobs, answers): (Vec<NewJob>, Vec<oneshot::Sender<Answer>>) =
+            waiting.drain(..).map(|w| (w.job, w.answer)).unzip();
         metrics::counter!("jobs_submit_groups_total").increment(1);
         metrics::counter!("jobs_submit_group_jobs_total").increment(jobs.len() as u64);
         let stored = store(&pg, jobs).await;

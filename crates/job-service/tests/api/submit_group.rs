@@ -80,7 +80,10 @@ async fn concurrent_submits_share_commits_and_each_is_stored_and_enqueued_once()
     // Each in the index once, each announced once.
     assert_eq!(app.zcard("ready:noop").await, n as u64);
     for id in &ids {
-        assert!(app.zscore("ready:noop", id).await.is_some(), "{id} enqueued");
+        assert!(
+            app.zscore("ready:noop", id).await.is_some(),
+            "{id} enqueued"
+        );
     }
     use futures_util::StreamExt as _;
     let mut stream = pubsub.on_message();
@@ -134,13 +137,20 @@ async fn a_row_that_fails_does_not_fail_its_group_and_keys_are_answered_per_row(
             .unwrap();
     }
     let (alone, _) = app.submit(&ghost, json!({"type": "noop"})).await;
-    assert!(alone >= 500, "a lone submit of a deleted user fails: {alone}");
+    assert!(
+        alone >= 500,
+        "a lone submit of a deleted user fails: {alone}"
+    );
 
     for round in 0..3 {
         let key = format!("same-key-{round}");
         let mut bodies: Vec<(&User, Option<&str>)> = Vec::new();
         for i in 0..40 {
-            bodies.push(if i % 10 == 5 { (&ghost, None) } else { (&user, None) });
+            bodies.push(if i % 10 == 5 {
+                (&ghost, None)
+            } else {
+                (&user, None)
+            });
         }
         bodies.push((&user, Some(key.as_str())));
         bodies.push((&user, Some(key.as_str())));
