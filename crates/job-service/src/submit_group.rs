@@ -145,7 +145,7 @@ async fn store(pg: &PgPool, jobs: Vec<NewJob>) -> Vec<Answer> {
                 .zip(each)
                 .map(|(job, row)| match row {
                     EachInserted::Created => Ok(Inserted::Created(job.into_stored())),
-                    EachInserted::Existing(earlier) => Ok(Inserted::Existing(earlier)),
+                    EachInserted::Existing(earlier) => Ok(Inserted::Existing(*earlier)),
                     EachInserted::Conflict(error) => Err(error.into()),
                 })
                 .collect();

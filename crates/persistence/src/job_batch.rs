@@ -147,7 +147,7 @@ pub enum EachInserted {
     /// Stored as given ([`NewJob::into_stored`] is the row).
     Created,
     /// Skipped: its user already has this job with the same idempotency key.
-    Existing(Job),
+    Existing(Box<Job>),
     /// Not stored: it conflicts with a row that is not its user's job with the same
     /// idempotency key (only a fresh id colliding, which v7 ids make practically impossible).
     Conflict(PersistenceError),
@@ -195,7 +195,7 @@ pub async fn insert_each(
             None => None,
         };
         answers.push(match earlier {
-            Some(earlier) => EachInserted::Existing(earlier),
+            Some(earlier) => EachInserted::Existing(Box::new(earlier)),
             None => EachInserted::Conflict(PersistenceError::Conflict {
                 constraint: "jobs_pkey".to_owned(),
             }),
