@@ -135,6 +135,15 @@ pub fn http_client(clients: usize) -> Result<reqwest::Client> {
 
 impl Api {
     /// Signs up a fresh user and logs in.
+    /// The same user and client against another job service (sharing the auth service).
+    pub fn with_jobs_url(&self, jobs_url: &str) -> Self {
+        Self {
+            client: self.client.clone(),
+            jobs_url: jobs_url.to_owned(),
+            bearer: self.bearer.clone(),
+        }
+    }
+
     pub async fn sign_in(client: reqwest::Client, auth_url: &str, jobs_url: &str) -> Result<Self> {
         let email = format!("bench-{}@example.com", Uuid::new_v4().simple());
         let credentials = serde_json::json!({ "email": email, "password": "bench-password-123" });

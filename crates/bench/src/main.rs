@@ -31,12 +31,20 @@
 //! target/release/bench --batch                   # 1,000 jobs, 3 rounds, median reported
 //! ```
 //!
+//! `--submit-group` compares single submits with and without their group commit
+//! (`SUBMIT_GROUP_MAX`), in the same run (see [`group`]):
+//!
+//! ```sh
+//! target/release/bench --submit-group           # 20,000 submits each way, 64 clients, 3 rounds
+//! ```
+//!
 //! Everything stays on 127.0.0.1; every phase is bounded by `--timeout-secs`; the services are
 //! killed and the database dropped on every exit path (Ctrl-C included).
 
 mod batch;
 mod cpu;
 mod db;
+mod group;
 mod idle;
 mod limits;
 mod load;
@@ -121,6 +129,11 @@ struct Args {
     /// `--batch`: jobs per batch (1..=1000), and single submits per round.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
+    /// Instead of the job phases: `--jobs` single submits by `--clients` clients to a job
+    /// service with the default `SUBMIT_GROUP_MAX` and to one with `SUBMIT_GROUP_MAX=1`,
+    /// `--repeat` rounds (no worker).
+    #[arg(long)]
+    submit_group: bool,
     /// Benchmark the real-time gateway (`GET /api/ws`) instead of the HTTP API.
     #[arg(long)]
     ws: bool,
@@ -351,6 +364,21 @@ async fn run(args: Args) -> Result<()> {
         }
         return Ok(());
     }
+    if args.submit_group {
+        let outcome = group_mode(&args, &mut stack).await;
+        stack.shutdown().await;
+        drop(stack);
+        drop(redis);
+        drop(db);
+        let report = outcome?;
+        if args.json {
+            eprint!("{}", report.table());
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.table());
+        }
+        return Ok(());
+    }
     if args.login_storm {
         let outcome = login_storm(&args, &mut stack).await;
         stack.shutdown().await;
@@ -434,6 +462,53 @@ async fn batch_mode(args: &Args, stack: &mut Stack) -> Result<batch::BatchReport
     let api = Api::sign_in(client, &auth_url, &jobs_url).await?;
     let watched = stack.watched();
     let run = batch::run(&api, &watched, args.batch_size, args.clients, args.repeat);
+    tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(args.timeout_secs), run) => {
+            r.unwrap_or_else(|_| Err(anyhow!("--timeout-secs {} reached", args.timeout_secs)))
+        }
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    }
+}
+
+/// `--submit-group`: the auth service and two job services, grouped and not, measured by
+/// [`group::run`]. The ungrouped one is kept in `stack.stopped` (killed with the rest).
+async fn group_mode(args: &Args, stack: &mut Stack) -> Result<group::GroupReport> {
+    let client = load::http_client(args.clients)?;
+    let (auth, _) = stack.start("auth-service", &client).await?;
+    let auth_url = auth.base_url.clone();
+    stack.auth = Some(auth);
+    // The grouped service gets `SUBMIT_GROUP_MAX` from `--env`, else its default.
+    let base_env = stack.env.clone();
+    let (grouped, _) = stack.start("job-service", &client).await?;
+    stack.env.retain(|(k, _)| k != "SUBMIT_GROUP_MAX");
+    stack
+        .env
+        .push(("SUBMIT_GROUP_MAX".to_owned(), "1".to_owned()));
+    let started = stack.start("job-service", &client).await;
+    stack.env = base_env;
+    let (alone, _) = started?;
+    let grouped_url = grouped.base_url.clone();
+    let alone_url = alone.base_url.clone();
+    let pid = |s: &Service| s.pid().map(|p| vec![("job-service".to_owned(), p)]);
+    let auth_pid: Vec<(String, u32)> = stack.watched().pids;
+    let watched_grouped = Watched {
+        pids: [auth_pid.clone(), pid(&grouped).unwrap_or_default()].concat(),
+    };
+    let watched_alone = Watched {
+        pids: [auth_pid, pid(&alone).unwrap_or_default()].concat(),
+    };
+    stack.jobs = Some(grouped);
+    stack.stopped.push(alone);
+    let grouped_api = Api::sign_in(client, &auth_url, &grouped_url).await?;
+    let alone_api = grouped_api.with_jobs_url(&alone_url);
+    let services = group::Services {
+        grouped: &grouped_api,
+        grouped_metrics: format!("{grouped_url}/metrics"),
+        alone: &alone_api,
+        watched_grouped: &watched_grouped,
+        watched_alone: &watched_alone,
+    };
+    let run = group::run(services, args.jobs, args.clients, args.repeat);
     tokio::select! {
         r = tokio::time::timeout(Duration::from_secs(args.timeout_secs), run) => {
             r.unwrap_or_else(|_| Err(anyhow!("--timeout-secs {} reached", args.timeout_secs)))

@@ -15,6 +15,7 @@ pub mod queue_depth;
 pub mod roles;
 pub mod routes;
 pub mod settings;
+pub mod submit_group;
 pub mod submit_limits;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -171,20 +172,33 @@ impl Application {
         let openapi = docs::openapi();
 
         let coalesce = settings.redis_coalesce;
+        let group_max = settings.submit_group_max;
         let listener = TcpListener::bind(&settings.jobs_addr)?;
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             let origins = origins.clone();
             let csrf_origins = origins.clone();
             // One write coalescer per HTTP worker thread, so merging never crosses threads.
-            let writes = web::Data::new(if coalesce {
+            let writes = if coalesce {
                 job_queue::Coalescer::start(state.queue.clone())
             } else {
                 job_queue::Coalescer::direct(state.queue.clone())
-            });
+            };
+            // One submit group per HTTP worker thread too (SUBMIT_GROUP_MAX=1: none, each
+            // submit commits alone).
+            let groups = web::Data::new((group_max > 1).then(|| {
+                submit_group::SubmitGroups::start(
+                    state.pg.clone(),
+                    state.queue.clone(),
+                    writes.clone(),
+                    group_max,
+                )
+            }));
+            let writes = web::Data::new(writes);
             App::new()
                 .app_data(state.clone())
                 .app_data(writes)
+                .app_data(groups)
                 .app_data(readiness.clone())
                 .app_data(gateway_data.clone())
                 .configure(service_kit::http::configure_errors)

@@ -47,6 +47,10 @@ pub struct Settings {
     pub http_workers: usize,
     /// `REDIS_COALESCE`: merge the Redis writes of concurrent requests into one round trip.
     pub redis_coalesce: bool,
+    /// `SUBMIT_GROUP_MAX`: most single submits stored together with one insert and one commit
+    /// (a group commit: submits that arrive while the previous group is being stored); 1
+    /// stores each submit on its own.
+    pub submit_group_max: usize,
     /// `METRICS_ADDR`: when set, `/metrics` is served only on this separate listener.
     pub metrics_addr: Option<String>,
     /// `COOKIE_SECURE`: the service is reached over HTTPS (as the auth service's cookies are
@@ -105,6 +109,7 @@ impl Default for Settings {
             redis_pool_size: 32,
             http_workers: 0,
             redis_coalesce: true,
+            submit_group_max: 256,
             metrics_addr: None,
             cookie_secure: false,
             submit_rate_per_sec: 200,
@@ -144,6 +149,7 @@ impl std::fmt::Debug for Settings {
             redis_pool_size,
             http_workers,
             redis_coalesce,
+            submit_group_max,
             metrics_addr,
             cookie_secure,
             submit_rate_per_sec,
@@ -176,6 +182,7 @@ impl std::fmt::Debug for Settings {
             .field("redis_pool_size", redis_pool_size)
             .field("http_workers", http_workers)
             .field("redis_coalesce", redis_coalesce)
+            .field("submit_group_max", submit_group_max)
             .field("metrics_addr", metrics_addr)
             .field("cookie_secure", cookie_secure)
             .field("submit_rate_per_sec", submit_rate_per_sec)
@@ -207,6 +214,7 @@ impl Settings {
         service_kit::settings::at_least_one(&[
             ("DB_POOL_SIZE", self.db_pool_size as u64),
             ("REDIS_POOL_SIZE", self.redis_pool_size as u64),
+            ("SUBMIT_GROUP_MAX", self.submit_group_max as u64),
             ("ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
             ("WS_PING_SECS", self.ws_ping_secs),
             ("WS_MAX_ROOMS", self.ws_max_rooms as u64),

@@ -6,7 +6,7 @@
 //! newer attempt's outcome, and a job can never be recorded as completed twice: the second
 //! write matches no row. Batch variants use `UNNEST` so that one statement carries many jobs.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use diesel::IntoSql as _;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Int2, Jsonb, Nullable, Text, Timestamptz};
@@ -103,6 +103,13 @@ impl Job {
         // Serializing the view cannot fail: it has no maps with non-string keys.
         serde_json::to_value(self.view()).unwrap_or(Value::Null)
     }
+
+    /// [`Job::view`] as JSON text, serialized directly without building a
+    /// `serde_json::Value` first (a batch renders each job once, for its event and its answer).
+    pub fn to_json_string(&self) -> String {
+        // As above, this cannot fail; the fallback only keeps the signature infallible.
+        serde_json::to_string(&self.view()).unwrap_or_else(|_| "null".to_owned())
+    }
 }
 
 /// A job to insert.
@@ -133,6 +140,39 @@ pub struct NewJob {
     pub updated_at: DateTime<Utc>,
     /// The id of the submitting HTTP request.
     pub request_id: Option<String>,
+}
+
+impl NewJob {
+    /// The row as an insert of this job stores it: every column as given or the table's
+    /// default (no attempts, no progress, fence 0, `updated_at` = `created_at`). Timestamps
+    /// are cut to whole microseconds, as PostgreSQL keeps them, so the job answered is the job
+    /// read back later.
+    pub fn into_stored(self) -> Job {
+        let created_at = self.created_at.trunc_subsecs(6);
+        Job {
+            id: self.id,
+            user_id: self.user_id,
+            job_type: self.job_type,
+            data: self.data,
+            priority: self.priority,
+            status: self.status,
+            attempts: 0,
+            max_attempts: self.max_attempts,
+            progress: 0,
+            result: None,
+            last_error: None,
+            run_at: self.run_at.map(|at| at.trunc_subsecs(6)),
+            idempotency_key: self.idempotency_key,
+            fence: 0,
+            created_at,
+            updated_at: self.updated_at.trunc_subsecs(6),
+            started_at: None,
+            finished_at: None,
+            request_id: self.request_id,
+            depends_on: Vec::new(),
+            schedule_id: None,
+        }
+    }
 }
 
 /// What [`insert`] did.
@@ -701,4 +741,53 @@ pub async fn count_by_status(
         .select((jobs::status, diesel::dsl::count_star()))
         .load(conn)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The same object, whatever the order of its keys.
+    fn parsed(text: &str) -> Value {
+        serde_json::from_str(text).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn the_text_form_is_the_map_form() {
+        let at = Utc::now();
+        let mut job = Job {
+            id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            job_type: "echo".to_owned(),
+            data: json!({"b": [1, 2.5, "x\"y"], "a": {"n": null}}),
+            priority: -3,
+            status: "completed".to_owned(),
+            attempts: 2,
+            max_attempts: 5,
+            progress: 100,
+            result: Some(json!({"ok": true})),
+            last_error: Some("once \"failed\"".to_owned()),
+            run_at: Some(at),
+            idempotency_key: Some("k".to_owned()),
+            fence: 7,
+            created_at: at,
+            updated_at: at,
+            started_at: Some(at),
+            finished_at: Some(at),
+            request_id: Some("r".to_owned()),
+            depends_on: vec![Uuid::now_v7(), Uuid::now_v7()],
+            schedule_id: Some(Uuid::now_v7()),
+        };
+        assert_eq!(parsed(&job.to_json_string()), job.to_json());
+        job.result = None;
+        job.last_error = None;
+        job.run_at = None;
+        job.started_at = None;
+        job.finished_at = None;
+        job.depends_on = Vec::new();
+        job.schedule_id = None;
+        assert_eq!(parsed(&job.to_json_string()), job.to_json());
+    }
 }

@@ -15,7 +15,6 @@ use actix_web::{HttpResponse, web};
 use domain::job::JobType;
 use job_queue::Entry;
 use persistence::jobs::{Job, Transition};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -47,7 +46,9 @@ pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 
 /// `{"job": {...}}` with `status`.
 pub(crate) fn job_response(mut builder: actix_web::HttpResponseBuilder, job: &Job) -> HttpResponse {
-    builder.json(json!({"job": job.to_json()}))
+    builder
+        .insert_header(actix_web::http::header::ContentType::json())
+        .body(format!(r#"{{"job":{}}}"#, job.to_json_string()))
 }
 
 /// What the dispatch index must do for a job changed by this service.
@@ -96,7 +97,10 @@ pub(crate) async fn announce(
             IndexChange::None => {}
         }
     }
-    batch.publish(job.user_id, &job.to_json());
+    batch.publish_event(
+        job.user_id,
+        job_queue::job_updated_event_from_json(&job.to_json_string()),
+    );
     if let Err(error) = writes.send(batch).await {
         tracing::warn!(job = %job.id, %error, "Redis write failed after commit; the reconciler will repair the index");
     }
@@ -106,8 +110,34 @@ pub(crate) async fn announce(
 /// `jobUpdated` events, all in one Redis round trip. As for [`announce`], a Redis failure is
 /// logged: the rows are committed and the reconciler repairs the index.
 pub(crate) async fn announce_all(state: &AppState, writes: &job_queue::Coalescer, jobs: &[Job]) {
-    let mut batch = state.queue.batch();
-    for job in jobs {
+    let rendered: Vec<String> = jobs.iter().map(Job::to_json_string).collect();
+    announce_rendered(state, writes, jobs, &rendered).await;
+}
+
+/// [`announce_all`] for jobs already rendered (`rendered[i]` is `jobs[i]`'s
+/// [`Job::to_json_string`]), so that a batch serializes each job once, for its event and its
+/// answer.
+pub(crate) async fn announce_rendered(
+    state: &AppState,
+    writes: &job_queue::Coalescer,
+    jobs: &[Job],
+    rendered: &[String],
+) {
+    let batch = index_and_events(&state.queue, jobs, rendered);
+    if let Err(error) = writes.send(batch).await {
+        tracing::warn!(jobs = jobs.len(), %error, "Redis write failed after commit; the reconciler will repair the index");
+    }
+}
+
+/// The Redis writes that announce new jobs: each in its ready or scheduled set, as its status
+/// says, and its `jobUpdated` event (`rendered[i]` is `jobs[i]` as JSON text).
+pub(crate) fn index_and_events<'a>(
+    queue: &job_queue::Queue,
+    jobs: impl IntoIterator<Item = &'a Job>,
+    rendered: &[String],
+) -> job_queue::Batch {
+    let mut batch = queue.batch();
+    for (job, json) in jobs.into_iter().zip(rendered) {
         // As in `announce`: a row of a type this build does not know stays out of its index.
         if let Ok(job_type) = job.job_type.parse::<JobType>() {
             let entry = Entry {
@@ -126,11 +156,28 @@ pub(crate) async fn announce_all(state: &AppState, writes: &job_queue::Coalescer
                 _ => {}
             }
         }
-        batch.publish(job.user_id, &job.to_json());
+        batch.publish_event(job.user_id, job_queue::job_updated_event_from_json(json));
     }
-    if let Err(error) = writes.send(batch).await {
-        tracing::warn!(jobs = jobs.len(), %error, "Redis write failed after commit; the reconciler will repair the index");
+    batch
+}
+
+/// `{"jobs": [...]}` from jobs already rendered as JSON text, in that order.
+pub(crate) fn jobs_response(
+    mut builder: actix_web::HttpResponseBuilder,
+    rendered: &[String],
+) -> HttpResponse {
+    let mut body = String::with_capacity(rendered.iter().map(|j| j.len() + 1).sum::<usize>() + 11);
+    body.push_str(r#"{"jobs":["#);
+    for (i, job) in rendered.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(job);
     }
+    body.push_str("]}");
+    builder
+        .insert_header(actix_web::http::header::ContentType::json())
+        .body(body)
 }
 
 /// A status change a client asks for: `cancel` or `retry`.

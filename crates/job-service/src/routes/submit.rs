@@ -55,6 +55,7 @@ pub struct SubmitJob {
 pub async fn submit(
     state: web::Data<AppState>,
     writes: web::Data<job_queue::Coalescer>,
+    groups: web::Data<Option<crate::submit_group::SubmitGroups>>,
     user: AuthUser,
     req: HttpRequest,
     request_id: RequestId,
@@ -75,6 +76,14 @@ pub async fn submit(
     );
     if !depends_on.is_empty() {
         return submit_with_parents(&state, &writes, &user, new, depends_on).await;
+    }
+    if let Some(groups) = groups.get_ref() {
+        // Stored, committed and indexed with whatever else is being submitted (see
+        // `crate::submit_group`).
+        return Ok(match groups.submit(new).await? {
+            Inserted::Created(job) => super::job_response(HttpResponse::Created(), &job),
+            Inserted::Existing(job) => super::job_response(HttpResponse::Ok(), &job),
+        });
     }
     let mut conn = state.conn().await?;
     let inserted = persistence::jobs::insert(&mut conn, &new).await?;
@@ -201,9 +210,7 @@ pub(crate) async fn check_body(
         None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
         Some(data) => data,
     };
-    let data_len = serde_json::to_vec(&data)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let data_len = json_len(&data);
     if data_len > MAX_DATA_BYTES {
         return Err(ApiError::PayloadTooLarge(format!(
             "`data` is {data_len} bytes of JSON; the limit is {} KiB.",
@@ -273,6 +280,25 @@ pub(crate) async fn check_body(
         run_at,
         depends_on,
     })
+}
+
+/// The length of `value` as compact JSON, counted without building the text.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// The request's `Idempotency-Key`, trimmed; 422 when it is empty, too long or not visible

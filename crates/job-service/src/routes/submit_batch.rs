@@ -3,8 +3,10 @@
 //! Every job gets the checks of a single submit ([`super::submit::check_body`]); one invalid
 //! job refuses the whole batch with 422 and `errors` keyed `jobs[i].field`. The limits count
 //! the batch's jobs: the submit rate takes n tokens, the unfinished-jobs cap counts n more.
-//! Then the rows go in with one statement in one transaction, and the dispatch index and the
-//! `jobUpdated` events with one Redis round trip.
+//! Then the rows go in with one statement (in one transaction only when parents must be locked
+//! or an idempotency key raced), and the dispatch index and the `jobUpdated` events with one
+//! Redis round trip of two commands (one script call for the events, one for the enqueues).
+//! Each job is serialized once, for its event and its place in the answer.
 //!
 //! An `Idempotency-Key` applies to the whole batch: sent again with the same key, the request
 //! answers 200 with the jobs the first one created, in their order, and creates nothing.
@@ -19,7 +21,6 @@ use domain::ValidationErrors;
 use persistence::job_batch::{self, BatchInserted, MAX_BATCH};
 use persistence::jobs::Job;
 use serde::Deserialize;
-use serde_json::json;
 use service_kit::json::Json;
 use service_kit::request_id::RequestId;
 use uuid::Uuid;
@@ -124,10 +125,14 @@ pub async fn submit_batch(
     drop(conn);
     match inserted {
         BatchInserted::Created(jobs) => {
-            super::announce_all(&state, &writes, &jobs).await;
-            Ok(jobs_response(HttpResponse::Created(), &jobs))
+            let rendered: Vec<String> = jobs.iter().map(Job::to_json_string).collect();
+            super::announce_rendered(&state, &writes, &jobs, &rendered).await;
+            Ok(super::jobs_response(HttpResponse::Created(), &rendered))
         }
-        BatchInserted::Existing(jobs) => Ok(jobs_response(HttpResponse::Ok(), &jobs)),
+        BatchInserted::Existing(jobs) => {
+            let rendered: Vec<String> = jobs.iter().map(Job::to_json_string).collect();
+            Ok(super::jobs_response(HttpResponse::Ok(), &rendered))
+        }
         BatchInserted::UnknownParents(unknown) => {
             let mut errors = ValidationErrors::new();
             for (i, ids) in &unknown {
@@ -145,9 +150,4 @@ pub async fn submit_batch(
             ))
         }
     }
-}
-
-fn jobs_response(mut builder: actix_web::HttpResponseBuilder, jobs: &[Job]) -> HttpResponse {
-    let jobs: Vec<_> = jobs.iter().map(Job::to_json).collect();
-    builder.json(json!({ "jobs": jobs }))
 }

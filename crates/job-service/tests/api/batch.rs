@@ -242,3 +242,32 @@ async fn an_idempotency_key_names_the_whole_batch() {
     assert_eq!(answers.iter().filter(|(s, _)| *s == 201).count(), 2);
     assert_eq!(job_count(&app, &user).await, 2 + 1 + 4);
 }
+
+/// The batch's Redis writes (a thousand jobs' index entries and events) are one round trip of
+/// a constant number of commands: counted on the service's own connections through a proxy,
+/// so other tests sharing the Redis server do not disturb the count. Indexing or announcing
+/// job by job (even pipelined) costs a command per job and fails this.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_costs_a_constant_number_of_redis_commands() {
+    let proxy = crate::redis_proxy::CountingProxy::start(&test_support::redis_url()).await;
+    let url = proxy.url().to_owned();
+    let app = TestApp::spawn_with(move |s| s.redis_url = url).await;
+    let user = app.user(Role::User, true).await;
+    let jobs = |n: usize| -> Value {
+        json!({ "jobs": (0..n).map(|_| json!({"type": "noop"})).collect::<Vec<_>>() })
+    };
+    // Warm up: connections made, scripts cached.
+    let (status, body) = batch_raw(&app, &user, jobs(3), None).await;
+    assert_eq!(status, 201, "{body}");
+    let before = proxy.commands();
+    let (status, body) = batch_raw(&app, &user, jobs(300), None).await;
+    assert_eq!(status, 201, "{body}");
+    let spent = proxy.commands() - before;
+    assert_eq!(app.zcard("ready:noop").await, 303);
+    // The rate limit's script (and the pool's PING before it), the events' script, the
+    // enqueue script, and a little room for background traffic (pub/sub pings).
+    assert!(
+        spent <= 8,
+        "a batch of 300 jobs sent {spent} Redis commands; it must not grow with the batch"
+    );
+}

@@ -8,6 +8,8 @@ mod helpers;
 mod jwks_https;
 mod limits;
 mod pause;
+mod redis_proxy;
 mod routes;
 mod schedules;
+mod submit_group;
 mod with_auth;
