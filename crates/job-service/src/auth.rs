@@ -48,7 +48,7 @@ impl FromRequest for AuthUser {
                 Ok(claims) => {
                     let role = state
                         .roles
-                        .current(claims.sub.0)
+                        .current(claims.sub.0, claims.iat)
                         .await
                         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
                     Ok(AuthUser {

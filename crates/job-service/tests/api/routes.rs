@@ -724,6 +724,41 @@ async fn a_changed_role_takes_effect_without_a_new_token() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_token_issued_after_a_change_of_role_is_served_with_the_new_role_at_once() {
+    let app = TestApp::spawn().await;
+    let user = app.user(Role::User, true).await;
+    let status = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/api/jobs/admin/all"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // The job service now remembers this user as a plain user for ROLE_TTL.
+    assert_eq!(status(user.token.clone()).await, 403);
+    let mut conn = app.pool.get().await.unwrap();
+    let email = domain::Email::from_trusted(user.email.clone());
+    persistence::users::set_role(&mut conn, &email, Role::Admin)
+        .await
+        .unwrap();
+    // Signing in again gives a new token: the remembered role predates it.
+    let claims = access_token::Claims::new_access(
+        domain::UserId(user.id),
+        Role::Admin,
+        user.sid,
+        &access_token::TokenSettings::default(),
+        std::time::Duration::from_secs(900),
+    );
+    assert_eq!(status(app.key.sign(&claims).unwrap()).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn queue_depth_counts_ready_scheduled_and_running_per_priority() {
     let app = TestApp::spawn().await;
     let user = app.user(Role::User, true).await;
