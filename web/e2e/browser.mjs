@@ -31,7 +31,8 @@ export function launchBrowser() {
 /** @param {import('playwright-core').Page} page @param {string} name */
 export async function screenshot(page, name) {
   mkdirSync(screenshotsDir, { recursive: true });
-  await page.screenshot({ path: join(screenshotsDir, `${name}.png`), fullPage: true });
+  // Transitions (the progress bar's width) are finished first, so a picture shows the state.
+  await page.screenshot({ path: join(screenshotsDir, `${name}.png`), fullPage: true, animations: 'disabled' });
 }
 
 let counter = 0;
