@@ -351,48 +351,15 @@ async fn run(args: Args) -> Result<()> {
     };
     if args.batch {
         let outcome = batch_mode(&args, &mut stack).await;
-        stack.shutdown().await;
-        drop(stack);
-        drop(redis);
-        drop(db);
-        let report = outcome?;
-        if args.json {
-            eprint!("{}", report.table());
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{}", report.table());
-        }
-        return Ok(());
+        return finish_mode(outcome, stack, redis, db, args.json).await;
     }
     if args.submit_group {
         let outcome = group_mode(&args, &mut stack).await;
-        stack.shutdown().await;
-        drop(stack);
-        drop(redis);
-        drop(db);
-        let report = outcome?;
-        if args.json {
-            eprint!("{}", report.table());
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{}", report.table());
-        }
-        return Ok(());
+        return finish_mode(outcome, stack, redis, db, args.json).await;
     }
     if args.login_storm {
         let outcome = login_storm(&args, &mut stack).await;
-        stack.shutdown().await;
-        drop(stack);
-        drop(redis);
-        drop(db);
-        let report = outcome?;
-        if args.json {
-            eprint!("{}", report.table());
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{}", report.table());
-        }
-        return Ok(());
+        return finish_mode(outcome, stack, redis, db, args.json).await;
     }
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
@@ -420,6 +387,52 @@ async fn run(args: Args) -> Result<()> {
     }
     eprintln!("bench: service logs in {}", log_dir.display());
     outcome
+}
+
+/// A mode's report: a human-readable table, and JSON with `--json`.
+trait ModeReport: serde::Serialize {
+    fn table(&self) -> String;
+}
+
+impl ModeReport for batch::BatchReport {
+    fn table(&self) -> String {
+        batch::BatchReport::table(self)
+    }
+}
+
+impl ModeReport for group::GroupReport {
+    fn table(&self) -> String {
+        group::GroupReport::table(self)
+    }
+}
+
+impl ModeReport for storm::StormReport {
+    fn table(&self) -> String {
+        storm::StormReport::table(self)
+    }
+}
+
+/// Ends a measurement mode: stops the services, drops the database and the Redis prefix, then
+/// prints the report (the table on stdout, or on stderr with the JSON on stdout).
+async fn finish_mode<R: ModeReport>(
+    outcome: Result<R>,
+    mut stack: Stack,
+    redis: test_support::TestRedis,
+    db: test_support::TestDb,
+    json: bool,
+) -> Result<()> {
+    stack.shutdown().await;
+    drop(stack);
+    drop(redis);
+    drop(db);
+    let report = outcome?;
+    if json {
+        eprint!("{}", report.table());
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
 }
 
 /// `--login-storm`: the auth service alone, measured by [`storm::run`].
