@@ -764,6 +764,17 @@ impl Queue {
         Ok(set == 1)
     }
 
+    /// Forgets the last sweep, so that the next one reads every unfinished job (as after a
+    /// loss of Redis data): for a writer that removed index entries it could not record.
+    pub async fn forget_sweep_mark(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn(self.timeouts.command).await?;
+        redis::cmd("DEL")
+            .arg(&self.keys.swept)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))
+    }
+
     /// Takes the lock `name` for `ttl_ms` if nobody holds it (`SET NX PX`); the lock simply
     /// expires, so a holder that dies cannot wedge the others.
     pub async fn try_lock(&self, name: &str, ttl_ms: u64) -> Result<bool, QueueError> {

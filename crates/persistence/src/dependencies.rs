@@ -341,40 +341,63 @@ pub async fn parent_results(
     Ok(rows)
 }
 
-/// A waiting job as the reconciler sees it.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct WaitingJob {
-    /// The job.
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    pub id: Uuid,
-    /// Its parents.
-    #[diesel(sql_type = Array<diesel::sql_types::Uuid>)]
-    pub depends_on: Vec<Uuid>,
-    /// Whether it should no longer wait: every parent completed, or one failed or was
-    /// cancelled (a settle that was missed).
-    #[diesel(sql_type = Bool)]
-    pub settleable: bool,
+/// One page of the reconciler's pass over the backlog, looking for waiting jobs whose settle
+/// was missed.
+#[derive(Debug, Clone, Default)]
+pub struct WaitingPage {
+    /// The waiting jobs of the page that should no longer wait: every parent completed, or one
+    /// failed or was cancelled.
+    pub settleable: Vec<Uuid>,
+    /// Where the next page starts (`(user_id, job_id)` of `unfinished_jobs`); `None` at the
+    /// end of the backlog.
+    pub next: Option<(Uuid, Uuid)>,
 }
 
-/// Up to `limit` waiting jobs with an id above `after`, in id order (partial index
-/// `jobs_waiting`), each marked when it should no longer wait.
+/// Reads up to `limit` rows of `unfinished_jobs` after `after` (its primary key order) and
+/// returns the waiting jobs among them whose parents have all finished. The page is bounded in
+/// rows read, not in waiting jobs found, so a round costs the same whatever the backlog holds.
 pub async fn waiting_page(
     conn: &mut AsyncPgConnection,
-    after: Uuid,
+    after: (Uuid, Uuid),
     limit: i64,
-) -> Result<Vec<WaitingJob>, PersistenceError> {
-    Ok(diesel::sql_query(
-        "SELECT c.id, c.depends_on, ( \
-           NOT EXISTS (SELECT 1 FROM jobs p WHERE p.id = ANY(c.depends_on) \
-             AND p.status <> 'completed') \
-           OR EXISTS (SELECT 1 FROM jobs p WHERE p.id = ANY(c.depends_on) \
-             AND p.status IN ('failed', 'cancelled'))) AS settleable \
-         FROM jobs c WHERE c.status = 'waiting' AND c.id > $1 ORDER BY c.id LIMIT $2",
+) -> Result<WaitingPage, PersistenceError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        user_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        job_id: Uuid,
+        #[diesel(sql_type = Bool)]
+        settleable: bool,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT p.user_id, p.job_id, COALESCE(CASE WHEN c.status = 'waiting' THEN ( \
+           NOT EXISTS (SELECT 1 FROM jobs q WHERE q.id = ANY(c.depends_on) \
+             AND q.status <> 'completed') \
+           OR EXISTS (SELECT 1 FROM jobs q WHERE q.id = ANY(c.depends_on) \
+             AND q.status IN ('failed', 'cancelled'))) END, false) AS settleable \
+         FROM (SELECT user_id, job_id FROM unfinished_jobs WHERE (user_id, job_id) > ($1, $2) \
+               ORDER BY user_id, job_id LIMIT $3) p \
+         LEFT JOIN jobs c ON c.id = p.job_id \
+         ORDER BY p.user_id, p.job_id",
     )
-    .bind::<diesel::sql_types::Uuid, _>(after)
+    .bind::<diesel::sql_types::Uuid, _>(after.0)
+    .bind::<diesel::sql_types::Uuid, _>(after.1)
     .bind::<BigInt, _>(limit)
     .load(conn)
-    .await?)
+    .await?;
+    let next = match rows.last() {
+        Some(last) if rows.len() as i64 >= limit => Some((last.user_id, last.job_id)),
+        _ => None,
+    };
+    Ok(WaitingPage {
+        settleable: rows
+            .iter()
+            .filter(|row| row.settleable)
+            .map(|row| row.job_id)
+            .collect(),
+        next,
+    })
 }
 
 /// Settles the waiting jobs `ids` whose settle was missed: in one transaction, locks them (id

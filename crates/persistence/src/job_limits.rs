@@ -14,16 +14,16 @@ struct Count {
 }
 
 /// How many unfinished (waiting, pending, scheduled, running) jobs `user` has, counting no further than
-/// `up_to`: a scan of the `jobs_by_user_status` index that stops at the cap, so even a user at
-/// the cap costs at most `up_to` index entries, and a typical user one probe per status.
+/// `up_to`: a scan of the user's rows of `unfinished_jobs` (its primary key) that stops at the
+/// cap, so even a user at the cap costs at most `up_to` index entries, whatever their history.
 pub async fn count_unfinished(
     conn: &mut AsyncPgConnection,
     user: Uuid,
     up_to: u64,
 ) -> Result<u64, PersistenceError> {
     let count: Count = sql_query(
-        "SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE user_id = $1 \
-         AND status IN ('waiting', 'pending', 'scheduled', 'running') LIMIT $2) AS unfinished",
+        "SELECT count(*) AS n FROM (SELECT 1 FROM unfinished_jobs WHERE user_id = $1 LIMIT $2) \
+         AS unfinished",
     )
     .bind::<SqlUuid, _>(user)
     .bind::<BigInt, _>(i64::try_from(up_to).unwrap_or(i64::MAX))

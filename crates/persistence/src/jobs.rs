@@ -16,7 +16,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::PersistenceError;
-use crate::schema::{jobs, users};
+use crate::schema::{jobs, unfinished_jobs, users};
 
 /// The columns of [`Job`] for hand-written SQL (`type` is read as `job_type`).
 pub(crate) const JOB_COLUMNS: &str = "j.id, j.user_id, j.type AS job_type, j.data, j.priority, j.status, \
@@ -278,8 +278,12 @@ pub struct ListQuery {
     pub limit: i64,
 }
 
+/// The statuses of a job that has not finished: the rows of `unfinished_jobs`.
+pub const UNFINISHED: [&str; 4] = ["waiting", "pending", "scheduled", "running"];
+
 /// A page of jobs, newest first, by keyset on `(created_at DESC, id DESC)` (served by the
-/// `jobs_by_*` indexes, so a page costs the same wherever it is in a million rows).
+/// `jobs_by_user` and `jobs_by_created` indexes, so a page costs the same wherever it is in a
+/// million rows).
 pub async fn list(
     conn: &mut AsyncPgConnection,
     query: &ListQuery,
@@ -290,6 +294,18 @@ pub async fn list(
     }
     if let Some(status) = &query.status {
         q = q.filter(jobs::status.eq(status.clone()));
+        // No index of `jobs` names `status` (state changes stay heap-only updates): the
+        // unfinished ones are found through `unfinished_jobs`, the backlog; a final status
+        // filters the newest-first scan of the history, where most rows are final.
+        if UNFINISHED.contains(&status.as_str()) {
+            let mut backlog = unfinished_jobs::table
+                .select(unfinished_jobs::job_id)
+                .into_boxed();
+            if let Some(user) = query.user_id {
+                backlog = backlog.filter(unfinished_jobs::user_id.eq(user));
+            }
+            q = q.filter(jobs::id.eq_any(backlog));
+        }
     }
     if let Some(job_type) = &query.job_type {
         q = q.filter(jobs::job_type.eq(job_type.clone()));
@@ -621,91 +637,59 @@ pub async fn promote(
 }
 
 /// What the reconciler needs to put a job back in the dispatch index.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, QueryableByName)]
 pub struct QueueEntry {
     /// The job.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub id: Uuid,
     /// Its owner.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub user_id: Uuid,
     /// `pending`, `scheduled` or `running`.
+    #[diesel(sql_type = Text)]
     pub status: String,
     /// Its priority.
+    #[diesel(sql_type = Int2)]
     pub priority: i16,
     /// Its type.
+    #[diesel(sql_type = Text)]
     pub job_type: String,
     /// Its submission time.
+    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
     /// When due (scheduled jobs).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub run_at: Option<DateTime<Utc>>,
-    /// Its last change (the position of a sweep of queued jobs).
-    pub updated_at: DateTime<Utc>,
+    /// When it last entered the queue (`unfinished_jobs.queued_at`: the position of a sweep).
+    #[diesel(sql_type = Timestamptz)]
+    pub queued_at: DateTime<Utc>,
 }
 
-/// Up to `limit` `pending` or `scheduled` jobs changed after `after` (`(updated_at, id)`), in
-/// that order: the partial index `jobs_queued` serves it, so a sweep of what changed since
-/// the last one reads only those rows, whatever the backlog. The status filter is literal SQL
-/// so that PostgreSQL can prove the partial index's predicate.
-pub async fn queued_after(
+/// The columns of [`QueueEntry`], from `jobs j` joined with `unfinished_jobs u`.
+const QUEUE_ENTRY: &str = "j.id, j.user_id, j.status, j.priority, j.type AS job_type, j.created_at, j.run_at, u.queued_at";
+
+/// Up to `limit` `pending`, `scheduled` or `running` jobs that entered the queue after `after`
+/// (`(queued_at, id)`), in that order. It reads `unfinished_jobs` (the backlog, never the
+/// finished history) through its `(queued_at, job_id)` index, so a sweep of what changed since
+/// the last one reads only those rows, whatever the backlog; from the epoch, it reads them all.
+pub async fn unfinished_after(
     conn: &mut AsyncPgConnection,
     after: (DateTime<Utc>, Uuid),
     limit: i64,
 ) -> Result<Vec<QueueEntry>, PersistenceError> {
-    Ok(jobs::table
-        .filter(
-            diesel::dsl::sql::<Bool>(
-                "jobs.status IN ('pending', 'scheduled') AND (jobs.updated_at, jobs.id) > (",
-            )
-            .bind::<Timestamptz, _>(after.0)
-            .sql(", ")
-            .bind::<diesel::sql_types::Uuid, _>(after.1)
-            .sql(")"),
-        )
-        .select(QUEUE_ENTRY)
-        .order((jobs::updated_at.asc(), jobs::id.asc()))
-        .limit(limit)
+    let sql = format!(
+        "SELECT {QUEUE_ENTRY} FROM unfinished_jobs u JOIN jobs j ON j.id = u.job_id \
+         WHERE (u.queued_at, u.job_id) > ($1, $2) \
+           AND j.status IN ('pending', 'scheduled', 'running') \
+         ORDER BY u.queued_at, u.job_id LIMIT $3"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Timestamptz, _>(after.0)
+        .bind::<diesel::sql_types::Uuid, _>(after.1)
+        .bind::<BigInt, _>(limit)
         .load(conn)
         .await?)
 }
-
-/// Up to `limit` `running` jobs with an id above `after`, in id order (partial index
-/// `jobs_running`: as many rows as jobs running, whatever the backlog).
-pub async fn running_after(
-    conn: &mut AsyncPgConnection,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<QueueEntry>, PersistenceError> {
-    let mut q = jobs::table
-        .filter(diesel::dsl::sql::<Bool>("jobs.status = 'running'"))
-        .select(QUEUE_ENTRY)
-        .order(jobs::id.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        q = q.filter(jobs::id.gt(after));
-    }
-    Ok(q.load(conn).await?)
-}
-
-/// The columns of [`QueueEntry`].
-const QUEUE_ENTRY: (
-    jobs::id,
-    jobs::user_id,
-    jobs::status,
-    jobs::priority,
-    jobs::job_type,
-    jobs::created_at,
-    jobs::run_at,
-    jobs::updated_at,
-) = (
-    jobs::id,
-    jobs::user_id,
-    jobs::status,
-    jobs::priority,
-    jobs::job_type,
-    jobs::created_at,
-    jobs::run_at,
-    jobs::updated_at,
-);
 
 /// PostgreSQL's clock (`now()`), the clock of every `updated_at`.
 pub async fn db_now(conn: &mut AsyncPgConnection) -> Result<DateTime<Utc>, PersistenceError> {
@@ -723,10 +707,13 @@ pub async fn queue_entries_of(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(jobs::table
-        .filter(jobs::id.eq_any(ids))
-        .filter(jobs::status.eq_any(["pending", "scheduled", "running"]))
-        .select(QUEUE_ENTRY)
+    let sql = format!(
+        "SELECT {QUEUE_ENTRY} FROM jobs j \
+         JOIN unfinished_jobs u ON u.user_id = j.user_id AND u.job_id = j.id \
+         WHERE j.id = ANY($1) AND j.status IN ('pending', 'scheduled', 'running')"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
         .load(conn)
         .await?)
 }

@@ -21,12 +21,13 @@ pub struct DepthRow {
 }
 
 /// Counts the `pending`, `scheduled` and `running` jobs by status and priority. The count walks
-/// the unfinished jobs only (through `jobs_by_status`), never the finished history.
+/// the unfinished jobs only (through `unfinished_jobs`), never the finished history.
 pub async fn unfinished(conn: &mut AsyncPgConnection) -> Result<Vec<DepthRow>, PersistenceError> {
     Ok(diesel::sql_query(
-        "SELECT status, priority, count(*) AS jobs FROM jobs \
-         WHERE status IN ('pending', 'scheduled', 'running') \
-         GROUP BY status, priority ORDER BY status, priority",
+        "SELECT j.status, j.priority, count(*) AS jobs \
+         FROM unfinished_jobs u JOIN jobs j ON j.id = u.job_id \
+         WHERE j.status IN ('pending', 'scheduled', 'running') \
+         GROUP BY j.status, j.priority ORDER BY j.status, j.priority",
     )
     .load(conn)
     .await?)

@@ -75,8 +75,9 @@ impl Sweep {
         conn: &mut AsyncPgConnection,
         now: DateTime<Utc>,
     ) -> Result<u64, PersistenceError> {
-        // Each statement picks its batch through an index (`jobs_by_status` for jobs:
-        // created_at <= finished_at, so the created_at range bounds the scan) and deletes it
+        // Each statement picks its batch through an index (`jobs_by_created` for jobs, oldest
+        // first: created_at <= finished_at, so the created_at range bounds the scan, and old
+        // rows are nearly all final) and deletes it
         // with SKIP LOCKED, never waiting on a row someone else holds.
         let (sql, cutoff) = match self {
             Sweep::FinishedJobs { status, older_than } => {

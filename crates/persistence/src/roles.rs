@@ -99,6 +99,13 @@ pub const TABLES: &[TableGrant] = &[
         jobs: Some("SELECT"),
         worker: Some("SELECT, INSERT, DELETE"),
     },
+    // The backlog's index, kept by triggers on `jobs` that run as the owner: read by the job
+    // service (the per-user cap, status filters) and the worker (the reconciler).
+    TableGrant {
+        table: "unfinished_jobs",
+        jobs: Some("SELECT"),
+        worker: Some("SELECT"),
+    },
     // Read at start, to refuse to run against a schema with pending migrations.
     TableGrant {
         table: "__diesel_schema_migrations",

@@ -153,3 +153,13 @@ diesel::table! {
 
 diesel::joinable!(schedules -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(schedules, users);
+
+diesel::table! {
+    unfinished_jobs (user_id, job_id) {
+        user_id -> Uuid,
+        job_id -> Uuid,
+        queued_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(unfinished_jobs, jobs);

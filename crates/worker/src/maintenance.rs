@@ -133,8 +133,13 @@ pub async fn reap(shared: &Arc<Shared>) {
     let (reaped, settled, queued) = match reaped {
         Ok(rows) => rows,
         Err(error) => {
-            // The leases are gone from Redis; the reconciler's next full sweep finds the jobs.
-            tracing::warn!(%error, "reaping failed");
+            // The leases are gone from Redis and PostgreSQL still says `running`: only a full
+            // sweep reads running jobs, so ask for one; it gives them leases again, which
+            // expire and are reaped anew.
+            tracing::warn!(%error, "reaping failed; the next reconcile reads every job");
+            if let Err(error) = shared.queue.forget_sweep_mark().await {
+                tracing::warn!(%error, "asking for a full reconcile failed");
+            }
             return;
         }
     };
@@ -260,17 +265,19 @@ pub async fn reconcile(shared: &Arc<Shared>) {
     }
 }
 
-/// Waiting jobs read per reconcile round.
+/// Rows of the backlog read per reconcile round, looking for waiting jobs to settle.
 const WAITING_PAGE: i64 = 1000;
 
-/// Where the pass over waiting jobs goes on at the next round (it wraps around at the end).
-static WAITING_CURSOR: std::sync::Mutex<Uuid> = std::sync::Mutex::new(Uuid::nil());
+/// Where the pass over the backlog goes on at the next round (`(user_id, job_id)` of
+/// `unfinished_jobs`; it wraps around at the end).
+static WAITING_CURSOR: std::sync::Mutex<(Uuid, Uuid)> =
+    std::sync::Mutex::new((Uuid::nil(), Uuid::nil()));
 
 /// Settles waiting jobs whose settle was missed: every parent completed, or one failed or was
 /// cancelled, yet the job still waits (a crash between a parent's outcome and its children
 /// cannot cause it, since both commit together; a manual change or a bug can). Reads one page
-/// of waiting jobs per round (partial index `jobs_waiting`), so the cost per round is bounded
-/// whatever the number of waiting jobs.
+/// of the backlog (`unfinished_jobs`) per round, so the cost per round is bounded whatever
+/// its size.
 pub async fn repair_waiting(shared: &Arc<Shared>) {
     let after = *WAITING_CURSOR
         .lock()
@@ -278,12 +285,8 @@ pub async fn repair_waiting(shared: &Arc<Shared>) {
     let repaired = async {
         let mut conn = shared.pg.get().await?;
         let page = persistence::dependencies::waiting_page(&mut conn, after, WAITING_PAGE).await?;
-        let next = match page.last() {
-            Some(last) if page.len() as i64 >= WAITING_PAGE => last.id,
-            _ => Uuid::nil(),
-        };
-        let stuck: Vec<Uuid> = page.iter().filter(|j| j.settleable).map(|j| j.id).collect();
-        let settled = persistence::dependencies::repair(&mut conn, &stuck).await?;
+        let settled = persistence::dependencies::repair(&mut conn, &page.settleable).await?;
+        let next = page.next.unwrap_or((Uuid::nil(), Uuid::nil()));
         Ok::<_, persistence::PersistenceError>((next, settled))
     }
     .await;
@@ -315,7 +318,7 @@ pub async fn repair_waiting(shared: &Arc<Shared>) {
 }
 
 /// Time subtracted from the last sweep's start: a change whose transaction began before that
-/// sweep but committed after it carries an earlier `updated_at` (PostgreSQL's `now()` is the
+/// sweep but committed after it carries an earlier `queued_at` (PostgreSQL's `now()` is the
 /// transaction's start).
 const SWEEP_SLACK_SECS: i64 = 5;
 
@@ -347,10 +350,11 @@ pub enum SweepError {
 /// Compares PostgreSQL's queued and running jobs with Redis and re-adds what Redis lacks.
 ///
 /// Cost: when Redis kept its data since the last sweep ([`job_queue::Queue::sweep_mark`]),
-/// only the queued jobs changed since then are read (a job-service crash between commit and
-/// enqueue, a failed Redis write after commit), plus the running ones (as many as run at
-/// once); only after Redis lost data (flushed, restarted, failed over) is every queued job
-/// read. Either way the cost never grows with a backlog that Redis still holds.
+/// only the jobs that entered the queue since then are read (a job-service crash between
+/// commit and enqueue, a failed Redis write after commit); only after Redis lost data
+/// (flushed, restarted, failed over), or a reap could not be recorded ([`reap`]), is every
+/// unfinished job read, running ones included. Either way the cost never grows with a
+/// backlog that Redis still holds.
 pub async fn sweep(
     pg: &persistence::PgPool,
     queue: &job_queue::Queue,
@@ -384,27 +388,10 @@ pub async fn sweep(
                 .get()
                 .await
                 .map_err(persistence::PersistenceError::from)?;
-            jobs::queued_after(&mut conn, after, RECONCILE_PAGE).await?
+            jobs::unfinished_after(&mut conn, after, RECONCILE_PAGE).await?
         };
         let Some(last) = rows.last() else { break };
-        after = (last.updated_at, last.id);
-        done.scanned += rows.len();
-        done.restored += restore(pg, queue, &rows, lease_ms).await?;
-        if rows.len() < RECONCILE_PAGE as usize {
-            break;
-        }
-    }
-    let mut after = None;
-    loop {
-        let rows = {
-            let mut conn = pg
-                .get()
-                .await
-                .map_err(persistence::PersistenceError::from)?;
-            jobs::running_after(&mut conn, after, RECONCILE_PAGE).await?
-        };
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id);
+        after = (last.queued_at, last.id);
         done.scanned += rows.len();
         done.restored += restore(pg, queue, &rows, lease_ms).await?;
         if rows.len() < RECONCILE_PAGE as usize {

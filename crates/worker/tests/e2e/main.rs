@@ -17,3 +17,4 @@ mod resilience;
 mod retention;
 mod schedules;
 mod startup;
+mod storage;

@@ -222,7 +222,7 @@ async fn the_reconciler_reads_every_queued_job_only_after_redis_lost_data() {
         env.submit(json!({"type": "noop", "data": {"n": i}, "run_at": "2099-01-01T00:00:00Z"}))
     });
     futures_util::future::join_all(submits).await;
-    env.sql("UPDATE jobs SET updated_at = now() - interval '1 hour'")
+    env.sql("UPDATE unfinished_jobs SET queued_at = now() - interval '1 hour'")
         .await;
     let worker = env.worker(&[("RECONCILE_INTERVAL_SECS", "1")]).await;
     let full = r#"worker_reconcile_rows_total{sweep="full"}"#;

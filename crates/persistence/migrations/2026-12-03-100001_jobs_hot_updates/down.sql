@@ -1,0 +1,13 @@
+DROP TRIGGER jobs_unfinished_on_delete ON jobs;
+DROP TRIGGER jobs_unfinished_on_update ON jobs;
+DROP TRIGGER jobs_unfinished_on_insert ON jobs;
+DROP FUNCTION unfinished_jobs_on_delete();
+DROP FUNCTION unfinished_jobs_on_update();
+DROP FUNCTION unfinished_jobs_on_insert();
+DROP TABLE unfinished_jobs;
+ALTER TABLE jobs RESET (fillfactor);
+CREATE INDEX jobs_by_user_status ON jobs (user_id, status, created_at DESC, id DESC);
+CREATE INDEX jobs_by_status ON jobs (status, created_at DESC, id DESC);
+CREATE INDEX jobs_queued ON jobs (updated_at, id) WHERE status IN ('pending', 'scheduled');
+CREATE INDEX jobs_running ON jobs (id) WHERE status = 'running';
+CREATE INDEX jobs_waiting ON jobs (id) WHERE status = 'waiting';
