@@ -122,10 +122,11 @@ impl Db {
     }
 
     /// Jobs not in a final state (`pending`, `scheduled`, `running`): cheap, it reads the
-    /// partial indexes on queued and running jobs.
+    /// backlog (`unfinished_jobs`), not the whole table.
     pub async fn unfinished(&mut self) -> Result<u64> {
         let row: Count = diesel::sql_query(
-            "SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'scheduled', 'running')",
+            "SELECT count(*) AS n FROM unfinished_jobs u JOIN jobs j ON j.id = u.job_id \
+             WHERE j.status IN ('pending', 'scheduled', 'running')",
         )
         .get_result(&mut self.conn)
         .await?;

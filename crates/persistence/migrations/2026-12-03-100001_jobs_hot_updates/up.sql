@@ -10,6 +10,14 @@ DROP INDEX jobs_running;
 DROP INDEX jobs_waiting;
 ALTER TABLE jobs SET (fillfactor = 50);
 
+-- The list indexes in ascending order (scanned backwards for newest first): new entries then
+-- land at the right end, where B-tree splits leave full pages and log little; in descending
+-- order every new entry went to the left end, and each split logged half a page.
+DROP INDEX jobs_by_user;
+DROP INDEX jobs_by_created;
+CREATE INDEX jobs_by_user ON jobs (user_id, created_at, id);
+CREATE INDEX jobs_by_created ON jobs (created_at, id);
+
 -- One row per job that has not finished (`waiting`, `pending`, `scheduled` or `running`): a
 -- small, narrow index of the backlog, so the reconciler, the per-user cap, the queue-depth
 -- gauge and status filters on unfinished jobs read the backlog, never the whole history.
