@@ -957,18 +957,19 @@ async fn drain_phase(
     let mut all_completed = false;
     let mut last_report = Instant::now();
     let wall = loop {
-        let remaining = db.unfinished().await?;
-        if remaining == 0 {
+        if !db.any_unfinished().await? {
             all_completed = true;
             break started.elapsed();
         }
         if let Some(status) = stack.worker.as_mut().and_then(Service::exited) {
+            let remaining = db.unfinished().await?;
             bail!("the drain worker exited with {status} ({remaining} jobs left)");
         }
         if Instant::now() >= deadline {
             break started.elapsed();
         }
         if last_report.elapsed() >= Duration::from_secs(2) {
+            let remaining = db.unfinished().await?;
             eprintln!(
                 "bench: {remaining} jobs left after {:.1} s",
                 started.elapsed().as_secs_f64()
@@ -1009,17 +1010,18 @@ async fn drain_phase(
 async fn wait_until_drained(db: &mut Db, deadline: Instant, phase: Option<&str>) -> Result<bool> {
     let mut last_report = Instant::now();
     loop {
-        let remaining = db.unfinished().await?;
-        if remaining == 0 {
+        if !db.any_unfinished().await? {
             return Ok(true);
         }
         if Instant::now() >= deadline {
+            let remaining = db.unfinished().await?;
             eprintln!("bench: deadline reached with {remaining} jobs unfinished");
             return Ok(false);
         }
         if let Some(phase) = phase
             && last_report.elapsed() >= Duration::from_secs(2)
         {
+            let remaining = db.unfinished().await?;
             eprintln!("bench: {phase}: waiting for {remaining} jobs to finish");
             last_report = Instant::now();
         }
