@@ -14,8 +14,8 @@ pub struct Db {
     conn: AsyncPgConnection,
     /// Whether the schema has `unfinished_jobs` (the index of the backlog); builds from before
     /// it (measured with `--bin-dir` for a before/after comparison) have partial indexes on
-    /// `jobs.status` instead.
-    backlog_table: bool,
+    /// `jobs.status` instead. Read on first use: the services migrate after this connects.
+    backlog_table: Option<bool>,
 }
 
 #[derive(QueryableByName)]
@@ -125,25 +125,32 @@ impl PgCounters {
 impl Db {
     /// Connects to `url`.
     pub async fn connect(url: &str) -> Result<Self> {
-        let mut conn = persistence::pool::connect(url)
+        let conn = persistence::pool::connect(url)
             .await
             .context("connect to the bench database")?;
-        let backlog_table =
-            diesel::sql_query("SELECT to_regclass('unfinished_jobs') IS NOT NULL AS b")
-                .get_result::<Flag>(&mut conn)
-                .await?
-                .b;
         Ok(Self {
             conn,
-            backlog_table,
+            backlog_table: None,
         })
+    }
+
+    async fn backlog_table(&mut self) -> Result<bool> {
+        if let Some(known) = self.backlog_table {
+            return Ok(known);
+        }
+        let known = diesel::sql_query("SELECT to_regclass('unfinished_jobs') IS NOT NULL AS b")
+            .get_result::<Flag>(&mut self.conn)
+            .await?
+            .b;
+        self.backlog_table = Some(known);
+        Ok(known)
     }
 
     /// Jobs not in a final state (the benchmark makes no waiting ones: `pending`, `scheduled`,
     /// `running`). It reads the whole backlog, so the polls use [`Db::any_unfinished`]; this is
     /// for the figures and the progress lines.
     pub async fn unfinished(&mut self) -> Result<u64> {
-        let sql = if self.backlog_table {
+        let sql = if self.backlog_table().await? {
             "SELECT count(*) AS n FROM unfinished_jobs"
         } else {
             "SELECT count(*) AS n FROM jobs WHERE status IN ('pending', 'scheduled', 'running')"
@@ -155,7 +162,7 @@ impl Db {
     /// Whether any job is unfinished: one probe, whatever the backlog (a count of 100,000
     /// rows every 50 ms took a good part of a core from the PostgreSQL it measures).
     pub async fn any_unfinished(&mut self) -> Result<bool> {
-        let sql = if self.backlog_table {
+        let sql = if self.backlog_table().await? {
             // Through the `queued_at` index, whose entries of deleted rows are marked dead on
             // the first visit: a heap scan would step over every row drained so far.
             "SELECT (SELECT job_id FROM unfinished_jobs ORDER BY queued_at, job_id LIMIT 1) \

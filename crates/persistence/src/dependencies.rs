@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::PersistenceError;
 use crate::jobs::{self, JOB_COLUMNS, Job, Outcome, Transition};
+use crate::schema::job_dependencies;
 
 /// Most parents one job may have.
 pub const MAX_PARENTS: usize = 20;
@@ -67,23 +68,29 @@ pub async fn settle(
     parents: &[Uuid],
 ) -> Result<Settled, PersistenceError> {
     let mut settled = Settled::default();
+    if !has_children(conn, parents).await? {
+        return Ok(settled);
+    }
     let mut frontier: Vec<Uuid> = parents.to_vec();
     while !frontier.is_empty() {
         // The waiting children of the frontier and, below a failed or cancelled parent, its
         // whole waiting subtree, locked in id order in one statement, so that two cascades
         // never take each other's rows in opposite orders.
+        //
+        // Every read of `jobs` here is a lookup by id (a scalar subquery, `= ANY` of an
+        // array): no index of `jobs` names `status`, and a join would let the planner hash a
+        // scan of the whole table, once per recorded batch of outcomes, to find no children.
         let locked: Vec<IdRow> = diesel::sql_query(
             "WITH RECURSIVE below(id, doomed) AS ( \
-               SELECT d.job_id, p.status IN ('failed', 'cancelled') \
-                 FROM job_dependencies d JOIN jobs p ON p.id = d.parent_id \
-                 WHERE d.parent_id = ANY($1) \
+               SELECT d.job_id, \
+                   (SELECT p.status FROM jobs p WHERE p.id = d.parent_id) IN ('failed', 'cancelled') \
+                 FROM job_dependencies d WHERE d.parent_id = ANY($1) \
                UNION \
                SELECT d.job_id, true FROM below b \
-                 JOIN jobs w ON w.id = b.id AND w.status = 'waiting' \
                  JOIN job_dependencies d ON d.parent_id = b.id \
-                 WHERE b.doomed \
+                 WHERE b.doomed AND (SELECT w.status FROM jobs w WHERE w.id = b.id) = 'waiting' \
              ) \
-             SELECT j.id FROM jobs j WHERE j.id IN (SELECT id FROM below) \
+             SELECT j.id FROM jobs j WHERE j.id = ANY(ARRAY(SELECT id FROM below)) \
                AND j.status = 'waiting' \
              ORDER BY j.id FOR UPDATE OF j",
         )
@@ -101,6 +108,23 @@ pub async fn settle(
         settled.extend(round);
     }
     Ok(settled)
+}
+
+/// Whether any of `parents` has children: one probe of `job_dependencies`' primary key, with
+/// a plan PostgreSQL keeps, so that recording the outcomes of jobs nobody depends on (nearly
+/// all) does not plan and run the settle's recursive statement for nothing.
+async fn has_children(
+    conn: &mut AsyncPgConnection,
+    parents: &[Uuid],
+) -> Result<bool, PersistenceError> {
+    if parents.is_empty() {
+        return Ok(false);
+    }
+    Ok(diesel::select(diesel::dsl::exists(
+        job_dependencies::table.filter(job_dependencies::parent_id.eq_any(parents)),
+    ))
+    .get_result(conn)
+    .await?)
 }
 
 /// Cancels and promotes among `locked` (waiting jobs this transaction holds), level by level:
