@@ -6,6 +6,7 @@ use diesel::IntoSql as _;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Int2, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::job::{JobStatus, JobType};
 use uuid::Uuid;
 
 use super::{JOB_COLUMNS, Job, NewJob};
@@ -34,10 +35,10 @@ pub async fn insert(
     let values = diesel::select((
         job.id.into_sql::<diesel::sql_types::Uuid>(),
         job.user_id.into_sql::<diesel::sql_types::Uuid>(),
-        job.job_type.as_str().into_sql::<Text>(),
+        job.job_type.into_sql::<Text>(),
         (&job.data).into_sql::<Jsonb>(),
         job.priority.into_sql::<Int2>(),
-        job.status.as_str().into_sql::<Text>(),
+        job.status.into_sql::<Text>(),
         job.max_attempts.into_sql::<diesel::sql_types::Int4>(),
         job.run_at.into_sql::<Nullable<Timestamptz>>(),
         job.idempotency_key.as_deref().into_sql::<Nullable<Text>>(),
@@ -106,9 +107,9 @@ pub struct ListQuery {
     /// Only this user's jobs (`None`: everyone's).
     pub user_id: Option<Uuid>,
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
     /// Only this type.
-    pub job_type: Option<String>,
+    pub job_type: Option<JobType>,
     /// Strictly older than this `(created_at, id)` (the page cursor).
     pub before: Option<(DateTime<Utc>, Uuid)>,
     /// Page size.
@@ -116,7 +117,12 @@ pub struct ListQuery {
 }
 
 /// The statuses of a job that has not finished: the rows of `unfinished_jobs`.
-pub const UNFINISHED: [&str; 4] = ["waiting", "pending", "scheduled", "running"];
+pub const UNFINISHED: [JobStatus; 4] = [
+    JobStatus::Waiting,
+    JobStatus::Pending,
+    JobStatus::Scheduled,
+    JobStatus::Running,
+];
 
 /// A page of jobs, newest first, by keyset on `(created_at DESC, id DESC)` (served by the
 /// `jobs_by_user` and `jobs_by_created` indexes, so a page costs the same wherever it is in a
@@ -129,12 +135,12 @@ pub async fn list(
     if let Some(user) = query.user_id {
         q = q.filter(jobs::user_id.eq(user));
     }
-    if let Some(status) = &query.status {
-        q = q.filter(jobs::status.eq(status.clone()));
+    if let Some(status) = query.status {
+        q = q.filter(jobs::status.eq(status));
         // No index of `jobs` names `status` (state changes stay heap-only updates): the
         // unfinished ones are found through `unfinished_jobs`, the backlog; a final status
         // filters the newest-first scan of the history, where most rows are final.
-        if UNFINISHED.contains(&status.as_str()) {
+        if UNFINISHED.contains(&status) {
             let mut backlog = unfinished_jobs::table
                 .select(unfinished_jobs::job_id)
                 .into_boxed();
@@ -144,8 +150,8 @@ pub async fn list(
             q = q.filter(jobs::id.eq_any(backlog));
         }
     }
-    if let Some(job_type) = &query.job_type {
-        q = q.filter(jobs::job_type.eq(job_type.clone()));
+    if let Some(job_type) = query.job_type {
+        q = q.filter(jobs::job_type.eq(job_type));
     }
     if let Some((at, id)) = query.before {
         // A row comparison, so PostgreSQL uses it as an index bound rather than a filter.
@@ -171,7 +177,7 @@ pub enum Transition {
         /// The job after the change.
         job: Job,
         /// Its status before.
-        was: String,
+        was: JobStatus,
     },
     /// The job's status does not allow the change.
     Refused(Job),
@@ -193,7 +199,7 @@ async fn transition(
         #[diesel(embed)]
         job: Job,
         #[diesel(sql_type = Text)]
-        was: String,
+        was: JobStatus,
     }
     let sql = format!(
         "UPDATE jobs j SET {set}, updated_at = now() \
@@ -259,7 +265,7 @@ pub async fn retry(
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     /// Jobs per status (only statuses that occur).
-    pub by_status: Vec<(String, i64)>,
+    pub by_status: Vec<(JobStatus, i64)>,
     /// `pending` jobs per priority.
     pub pending_by_priority: Vec<(i16, i64)>,
 }
@@ -277,10 +283,10 @@ pub async fn stats(
     if let Some(owner) = owner {
         query = query.filter(jobs::user_id.eq(owner));
     }
-    let groups: Vec<(String, i16, i64)> = query.load(conn).await?;
+    let groups: Vec<(JobStatus, i16, i64)> = query.load(conn).await?;
     let mut stats = Stats::default();
     for (status, priority, n) in groups {
-        if status == "pending" {
+        if status == JobStatus::Pending {
             stats.pending_by_priority.push((priority, n));
         }
         match stats.by_status.iter_mut().find(|(s, _)| *s == status) {
@@ -308,7 +314,7 @@ pub async fn user_email(
 #[cfg(feature = "testing")]
 pub async fn count_by_status(
     conn: &mut AsyncPgConnection,
-) -> Result<Vec<(String, i64)>, PersistenceError> {
+) -> Result<Vec<(JobStatus, i64)>, PersistenceError> {
     Ok(jobs::table
         .group_by(jobs::status)
         .select((jobs::status, diesel::dsl::count_star()))

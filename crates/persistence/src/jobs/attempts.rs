@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Int2, Jsonb, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::job::JobStatus;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -60,7 +61,7 @@ pub struct Outcome {
     /// `completed`, `failed` (no attempts left), `scheduled` (retry after `retry_in_ms`) or
     /// `pending` (released unfinished at shutdown: the attempt is given back, so a job released
     /// on its last attempt still gets it and `attempts` never exceeds `max_attempts`).
-    pub status: &'static str,
+    pub status: JobStatus,
     /// The result of a completed job.
     pub result: Option<Value>,
     /// The error of a failed attempt.
@@ -81,7 +82,7 @@ pub async fn finish(
     }
     let ids: Vec<Uuid> = outcomes.iter().map(|o| o.id).collect();
     let fences: Vec<i64> = outcomes.iter().map(|o| o.fence).collect();
-    let statuses: Vec<&str> = outcomes.iter().map(|o| o.status).collect();
+    let statuses: Vec<JobStatus> = outcomes.iter().map(|o| o.status).collect();
     let results: Vec<Option<Value>> = outcomes.iter().map(|o| o.result.clone()).collect();
     let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.last_error.clone()).collect();
     let delays: Vec<Option<i64>> = outcomes.iter().map(|o| o.retry_in_ms).collect();
@@ -138,7 +139,7 @@ pub async fn set_progress(
 pub async fn attempt_states(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
-) -> Result<Vec<(Uuid, String, i64)>, PersistenceError> {
+) -> Result<Vec<(Uuid, JobStatus, i64)>, PersistenceError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }

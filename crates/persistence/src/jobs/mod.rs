@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, SubsecRound as _, Utc};
 use diesel::prelude::*;
+use domain::job::{JobStatus, JobType};
 use domain::job_view::JobView;
 use serde_json::Value;
 use uuid::Uuid;
@@ -47,15 +48,15 @@ pub struct Job {
     pub id: Uuid,
     /// The owner.
     pub user_id: Uuid,
-    /// The job type name (`noop`, `sleep`, …).
-    pub job_type: String,
+    /// The job type (`noop`, `sleep`, …); an unknown name in the row is an error of the read.
+    pub job_type: JobType,
     /// The submitted data.
     pub data: Value,
     /// Dispatch priority, −1000..=1000.
     pub priority: i16,
     /// Lifecycle state (`waiting`, `pending`, `scheduled`, `running`, `completed`, `failed`,
-    /// `cancelled`).
-    pub status: String,
+    /// `cancelled`); an unknown name in the row is an error of the read.
+    pub status: JobStatus,
     /// Claimed attempts so far.
     pub attempts: i32,
     /// Attempts allowed.
@@ -94,10 +95,10 @@ impl Job {
         JobView {
             id: self.id,
             user_id: self.user_id,
-            job_type: &self.job_type,
+            job_type: self.job_type.as_str(),
             data: &self.data,
             priority: self.priority,
-            status: &self.status,
+            status: self.status.as_str(),
             attempts: self.attempts,
             max_attempts: self.max_attempts,
             progress: self.progress,
@@ -135,14 +136,14 @@ pub struct NewJob {
     pub id: Uuid,
     /// The owner.
     pub user_id: Uuid,
-    /// Type name.
-    pub job_type: String,
+    /// Its type.
+    pub job_type: JobType,
     /// Data (already validated).
     pub data: Value,
     /// Priority.
     pub priority: i16,
     /// `pending`, or `scheduled` for a future `run_at`.
-    pub status: String,
+    pub status: JobStatus,
     /// Attempts allowed.
     pub max_attempts: i32,
     /// When due, for a scheduled job.
@@ -207,10 +208,10 @@ mod tests {
         let mut job = Job {
             id: Uuid::now_v7(),
             user_id: Uuid::now_v7(),
-            job_type: "echo".to_owned(),
+            job_type: JobType::Echo,
             data: json!({"b": [1, 2.5, "x\"y"], "a": {"n": null}}),
             priority: -3,
-            status: "completed".to_owned(),
+            status: JobStatus::Completed,
             attempts: 2,
             max_attempts: 5,
             progress: 100,

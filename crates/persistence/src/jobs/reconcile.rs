@@ -6,6 +6,7 @@ use diesel::IntoSql as _;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Int2, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::job::{JobStatus, JobType};
 use uuid::Uuid;
 
 use crate::PersistenceError;
@@ -21,13 +22,13 @@ pub struct QueueEntry {
     pub user_id: Uuid,
     /// `pending`, `scheduled` or `running`.
     #[diesel(sql_type = Text)]
-    pub status: String,
+    pub status: JobStatus,
     /// Its priority.
     #[diesel(sql_type = Int2)]
     pub priority: i16,
     /// Its type.
     #[diesel(sql_type = Text)]
-    pub job_type: String,
+    pub job_type: JobType,
     /// Its submission time.
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
