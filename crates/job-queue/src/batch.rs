@@ -76,8 +76,8 @@ impl Batch {
         self.publish_event(user_id, job_updated_event(job))
     }
 
-    /// Publishes `event` (a whole event, such as [`job_updated_event_from_json`] makes) to the
-    /// channel of `user_id`.
+    /// Publishes `event` (a whole event, such as [`crate::job_updated_event_from_json`] makes)
+    /// to the channel of `user_id`.
     pub fn publish_event(&mut self, user_id: Uuid, event: String) -> &mut Self {
         self.len += 1;
         self.events

@@ -39,7 +39,7 @@ impl Scripts {
     }
 }
 
-/// Sets KEYS[1] to ARGV[2] if it holds ARGV[1]; returns 1 if it did.
+/// Sets `KEYS[1]` to `ARGV[2]` if it holds `ARGV[1]`; returns 1 if it did.
 const SET_IF_UNCHANGED: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0";
 

@@ -1,6 +1,6 @@
-#![allow(clippy::expect_used, clippy::unwrap_used)]
 //! `jobs.status` and `jobs.type` are `text` columns read as `JobStatus` and `JobType`: known
 //! names round-trip, and a name this build does not know is an error of the read, not a panic.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use chrono::Utc;
 use diesel_async::RunQueryDsl;

@@ -6,7 +6,7 @@
 //! newer attempt's outcome, and a job can never be recorded as completed twice: the second
 //! write matches no row. Batch variants use `UNNEST` so that one statement carries many jobs.
 //!
-//! This file holds the row ([`Job`], [`NewJob`], [`JOB_COLUMNS`]) and its JSON views; the
+//! This file holds the row ([`Job`], [`NewJob`], `JOB_COLUMNS`) and its JSON views; the
 //! queries are split by caller: `api.rs` what the job service calls (insert, find, list,
 //! cancel, retry, stats), `attempts.rs` what the worker's runtime calls (claim, finish,
 //! progress, reap, promote) and `reconcile.rs` what the queue reconciler reads. Everything is
