@@ -27,6 +27,11 @@ use crate::{Email, ValidationErrors};
     Deserialize,
     utoipa::ToSchema,
 )]
+#[cfg_attr(
+    feature = "diesel",
+    derive(diesel::AsExpression, diesel::FromSqlRow),
+    diesel(sql_type = diesel::sql_types::Text)
+)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Waiting for its parents (`depends_on`) to complete; in no queue.
@@ -89,8 +94,19 @@ impl FromStr for JobStatus {
     }
 }
 
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The built-in job types the worker knows how to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(
+    feature = "diesel",
+    derive(diesel::AsExpression, diesel::FromSqlRow),
+    diesel(sql_type = diesel::sql_types::Text)
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobType {
     /// Completes at once.

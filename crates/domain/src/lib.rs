@@ -5,6 +5,8 @@
 
 pub mod ids;
 pub mod job;
+#[cfg(feature = "diesel")]
+mod job_sql;
 pub mod job_view;
 pub mod schedule;
 pub mod user;

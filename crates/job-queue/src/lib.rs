@@ -52,15 +52,30 @@
 //! events (the admin room) subscribes to the pattern `{prefix}events:user:*`; publishing once
 //! per change instead of also on a global channel halves the publish cost on the hot path.
 
+mod batch;
+mod coalesce;
+mod events;
+mod keys;
+mod scripts;
+mod signal;
+mod sweep;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_redis::Pool;
-use redis::Script;
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
+pub use batch::Batch;
+pub use coalesce::{CoalescedError, Coalescer};
 pub use domain::job::JobType;
+pub use events::{events_channel, job_updated_event, job_updated_event_from_json};
+use keys::Keys;
+pub use keys::{ready_score, scheduled_member};
+use scripts::Scripts;
+pub use signal::ReadySignal;
+pub use sweep::SweepMark;
 
 /// What can go wrong talking to Redis.
 #[derive(Debug, thiserror::Error)]
@@ -92,41 +107,6 @@ impl Default for Timeouts {
             bulk: Duration::from_secs(30),
         }
     }
-}
-
-/// Priorities span −1000..=1000; `(MAX_PRIORITY - priority)` puts the highest first.
-const MAX_PRIORITY: i64 = 1000;
-/// Rounds fit in 42 bits (4.4 · 10^12 jobs per priority).
-const ROUND_BITS: u32 = 42;
-
-/// The ready-set score of a job in round `round` of its user: `(1000 - priority) · 2^42 +
-/// round`. Lower pops first. The largest score (2000 · 2^42 + 2^42 ≈ 8.8 · 10^15) stays below
-/// 2^53, so Redis's doubles hold it exactly. (The scripts compute it; this is its definition.)
-pub fn ready_score(priority: i16, round: i64) -> i64 {
-    (MAX_PRIORITY - i64::from(priority)) * (1_i64 << ROUND_BITS)
-        + round.clamp(0, (1_i64 << ROUND_BITS) - 1)
-}
-
-/// The scheduled-set member of a job: `"<id>|<user id>|<priority>|<type>"` (its round is
-/// assigned when it becomes due).
-pub fn scheduled_member(id: Uuid, user_id: Uuid, priority: i16, job_type: JobType) -> String {
-    format!("{id}|{user_id}|{priority}|{}", job_type.as_str())
-}
-
-/// The channel on which a user's job events are published.
-pub fn events_channel(prefix: &str, user_id: Uuid) -> String {
-    format!("{prefix}events:user:{user_id}")
-}
-
-/// The `jobUpdated` event for a job object.
-pub fn job_updated_event(job: &serde_json::Value) -> String {
-    serde_json::json!({"event": "jobUpdated", "data": {"job": job}}).to_string()
-}
-
-/// [`job_updated_event`] for a job object already serialized (`job_json` must be one JSON
-/// object): the same text, without parsing or serializing the job again.
-pub fn job_updated_event_from_json(job_json: &str) -> String {
-    format!(r#"{{"data":{{"job":{job_json}}},"event":"jobUpdated"}}"#)
 }
 
 /// What the dispatch index needs to know about a job.
@@ -209,26 +189,6 @@ pub struct Depth {
     pub running: u64,
 }
 
-/// The Redis key names under one prefix.
-#[derive(Debug, Clone)]
-struct Keys {
-    /// `{prefix}q:`: the scripts name the per-type keys after it.
-    stem: String,
-    scheduled: String,
-    lease: String,
-    leased: String,
-    paused: String,
-    swept: String,
-    rounds: String,
-    served: String,
-}
-
-impl Keys {
-    fn ready(&self, job_type: JobType) -> String {
-        format!("{}ready:{}", self.stem, job_type.as_str())
-    }
-}
-
 /// The dispatch index. Cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
@@ -240,45 +200,12 @@ pub struct Queue {
     shared_conn: std::sync::Arc<std::sync::Mutex<Option<MultiplexedConnection>>>,
 }
 
-struct Scripts {
-    /// `fair.lua` + `enqueue.lua`, sent with `EVAL` inside pipelines.
-    enqueue: String,
-    /// `fair.lua` + `release.lua`, sent with `EVAL` inside pipelines.
-    release: String,
-    /// `publish.lua`: many events in one command, sent with `EVAL` inside pipelines.
-    publish: &'static str,
-    claim: Script,
-    renew: Script,
-    promote: Script,
-    reap: Script,
-    reconcile: Script,
-    depth: Script,
-    paused: Script,
-    set_if_unchanged: Script,
-}
-
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
-}
-
-/// Sets KEYS[1] to ARGV[2] if it holds ARGV[1]; returns 1 if it did.
-const SET_IF_UNCHANGED: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-    redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0";
-
-/// What [`Queue::sweep_mark`] found: whether Redis kept everything since the last full sweep.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SweepMark {
-    run_id: String,
-    /// The key's value when the sweep began (a recorded mark, or the placeholder this sweep
-    /// wrote): the sweep's own mark replaces exactly that value, or nothing.
-    value: String,
-    /// The time recorded by the last sweep of this Redis process (`None`: no sweep recorded,
-    /// or Redis restarted or was flushed since, so the index may have lost anything).
-    pub since: Option<DateTime<Utc>>,
 }
 
 impl Queue {
@@ -293,33 +220,10 @@ impl Queue {
         Self {
             pool,
             prefix: prefix.to_owned(),
-            keys: std::sync::Arc::new(Keys {
-                stem: format!("{prefix}q:"),
-                scheduled: format!("{prefix}q:scheduled"),
-                lease: format!("{prefix}q:lease"),
-                leased: format!("{prefix}q:leased"),
-                paused: format!("{prefix}q:paused"),
-                // Renamed when the index's layout changed (per-type ready sets), so that the
-                // first sweep after an upgrade is a full one and re-indexes every queued job.
-                swept: format!("{prefix}q:swept:v2"),
-                rounds: format!("{prefix}q:rounds"),
-                served: format!("{prefix}q:served"),
-            }),
+            keys: std::sync::Arc::new(Keys::new(prefix)),
             timeouts,
             shared_conn: std::sync::Arc::default(),
-            scripts: std::sync::Arc::new(Scripts {
-                enqueue: fair(include_str!("scripts/enqueue.lua")),
-                release: fair(include_str!("scripts/release.lua")),
-                publish: include_str!("scripts/publish.lua"),
-                claim: Script::new(&fair(include_str!("scripts/claim.lua"))),
-                renew: Script::new(include_str!("scripts/renew.lua")),
-                promote: Script::new(&fair(include_str!("scripts/promote.lua"))),
-                reap: Script::new(&fair(include_str!("scripts/reap.lua"))),
-                reconcile: Script::new(&fair(include_str!("scripts/reconcile.lua"))),
-                depth: Script::new(&fair(include_str!("scripts/depth.lua"))),
-                paused: Script::new(&fair(include_str!("scripts/paused.lua"))),
-                set_if_unchanged: Script::new(SET_IF_UNCHANGED),
-            }),
+            scripts: std::sync::Arc::new(Scripts::load()),
         }
     }
 
@@ -380,86 +284,6 @@ impl Queue {
                 .take();
         }
         QueueError::Redis(error)
-    }
-
-    /// A batch of writes sent in one round trip by [`Queue::send`].
-    pub fn batch(&self) -> Batch {
-        Batch {
-            pipe: redis::pipe(),
-            enqueues: Vec::new(),
-            releases: Vec::new(),
-            events: Vec::new(),
-            wakes: false,
-            keys: self.keys.clone(),
-            prefix: self.prefix.clone(),
-            len: 0,
-        }
-    }
-
-    /// Sends `batch` (one round trip); an empty batch costs nothing. Its events go first, in
-    /// one command however many there are, then its index changes: the enqueues in one script
-    /// call, so a batch of a thousand jobs costs a handful of commands, not thousands.
-    pub async fn send(&self, mut batch: Batch) -> Result<(), QueueError> {
-        if batch.len == 0 {
-            return Ok(());
-        }
-        match batch.events.len() {
-            0 => {}
-            1 => {
-                if let Some((channel, message)) = batch.events.first() {
-                    batch.pipe.publish(channel, message).ignore();
-                }
-            }
-            _ => {
-                let mut eval = redis::cmd("EVAL");
-                eval.arg(self.scripts.publish).arg(0);
-                for (channel, message) in &batch.events {
-                    eval.arg(channel).arg(message);
-                }
-                batch.pipe.add_command(eval).ignore();
-            }
-        }
-        if !batch.releases.is_empty() {
-            let mut eval = redis::cmd("EVAL");
-            eval.arg(&self.scripts.release)
-                .arg(2)
-                .arg(&self.keys.lease)
-                .arg(&self.keys.leased)
-                .arg(&self.keys.stem);
-            for id in &batch.releases {
-                eval.arg(id.to_string());
-            }
-            batch.pipe.add_command(eval).ignore();
-        }
-        if !batch.enqueues.is_empty() {
-            // In submission order, so that one user's jobs get their rounds in that order.
-            batch.enqueues.sort_by_key(|entry| entry.id);
-            let mut eval = redis::cmd("EVAL");
-            eval.arg(&self.scripts.enqueue)
-                .arg(2)
-                .arg(&self.keys.rounds)
-                .arg(&self.keys.served)
-                .arg(&self.keys.stem);
-            for entry in &batch.enqueues {
-                eval.arg(entry.id.to_string())
-                    .arg(entry.user_id.to_string())
-                    .arg(entry.priority)
-                    .arg(entry.job_type.as_str());
-            }
-            batch.pipe.add_command(eval).ignore();
-        }
-        let timeout = if batch.len > 256 {
-            self.timeouts.bulk
-        } else {
-            self.timeouts.command
-        };
-        let mut conn = self.conn(timeout).await?;
-        batch
-            .pipe
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| self.broken(e))?;
-        Ok(())
     }
 
     /// Pops up to `max` ready jobs of any type, best first, and leases them for `lease_ms` (by
@@ -688,93 +512,6 @@ impl Queue {
         Ok(parse_ids(&ids))
     }
 
-    /// Whether Redis may have lost index entries since the last sweep: `since` is `None` when
-    /// no sweep is recorded under this prefix (a flush, an eviction, a new Redis) or the one
-    /// recorded was made by another Redis process (a restart, which may lose the last writes,
-    /// or a failover). Then a full sweep is due; otherwise a sweep of what changed since
-    /// `since` is enough.
-    pub async fn sweep_mark(&self) -> Result<SweepMark, QueueError> {
-        let mut conn = self.conn(self.timeouts.command).await?;
-        let (info, mark): (String, Option<String>) = redis::pipe()
-            .cmd("INFO")
-            .arg("server")
-            .get(&self.keys.swept)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.broken(e))?;
-        let run_id = info
-            .lines()
-            .find_map(|line| line.strip_prefix("run_id:"))
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        let since = mark.as_deref().and_then(|mark| {
-            let (id, at) = mark.split_once(' ')?;
-            if id != run_id {
-                return None;
-            }
-            DateTime::parse_from_rfc3339(at)
-                .ok()
-                .map(|at| at.with_timezone(&Utc))
-        });
-        if let (Some(_), Some(value)) = (since, mark) {
-            return Ok(SweepMark {
-                run_id,
-                value,
-                since,
-            });
-        }
-        // A full sweep begins: a placeholder (which reads as "no sweep recorded") marks it, so
-        // that a flush during the sweep, which deletes the placeholder, keeps the sweep from
-        // recording itself (see `set_sweep_mark`).
-        let value = format!("{run_id} sweeping:{}", Uuid::new_v4().simple());
-        redis::cmd("SET")
-            .arg(&self.keys.swept)
-            .arg(&value)
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| self.broken(e))?;
-        Ok(SweepMark {
-            run_id,
-            value,
-            since: None,
-        })
-    }
-
-    /// Records a sweep of everything that changed before `at`, by the Redis process that
-    /// `mark` was read from, if the mark is still the one the sweep began with: when Redis
-    /// lost data during the sweep (a flush deletes the mark, a restart changes the process),
-    /// entries the sweep restored may be gone again, so nothing is recorded and the next sweep
-    /// is a full one. Returns whether the mark was recorded.
-    pub async fn set_sweep_mark(
-        &self,
-        mark: &SweepMark,
-        at: DateTime<Utc>,
-    ) -> Result<bool, QueueError> {
-        let mut conn = self.conn(self.timeouts.command).await?;
-        let set: i64 = self
-            .scripts
-            .set_if_unchanged
-            .key(&self.keys.swept)
-            .arg(&mark.value)
-            .arg(format!("{} {}", mark.run_id, at.to_rfc3339()))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.broken(e))?;
-        Ok(set == 1)
-    }
-
-    /// Forgets the last sweep, so that the next one reads every unfinished job (as after a
-    /// loss of Redis data): for a writer that removed index entries it could not record.
-    pub async fn forget_sweep_mark(&self) -> Result<(), QueueError> {
-        let mut conn = self.conn(self.timeouts.command).await?;
-        redis::cmd("DEL")
-            .arg(&self.keys.swept)
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| self.broken(e))
-    }
-
     /// Takes the lock `name` for `ttl_ms` if nobody holds it (`SET NX PX`); the lock simply
     /// expires, so a holder that dies cannot wedge the others.
     pub async fn try_lock(&self, name: &str, ttl_ms: u64) -> Result<bool, QueueError> {
@@ -814,281 +551,8 @@ impl Queue {
     }
 }
 
-/// `script` with the fair-order functions it calls.
-fn fair(script: &str) -> String {
-    format!("{}\n{script}", include_str!("scripts/fair.lua"))
-}
-
 fn parse_ids(ids: &[String]) -> Vec<Uuid> {
     ids.iter()
         .filter_map(|id| Uuid::parse_str(id).ok())
         .collect()
-}
-
-/// Writes to the index, sent together by [`Queue::send`].
-pub struct Batch {
-    pipe: redis::Pipeline,
-    /// Jobs for the ready sets: one fair-order script call for all of them.
-    enqueues: Vec<Entry>,
-    /// Leases to drop: one script call for all of them.
-    releases: Vec<Uuid>,
-    /// Events to publish, `(channel, message)` in order: one script call for all of them.
-    events: Vec<(String, String)>,
-    /// Whether a wake-up is already in the pipeline.
-    wakes: bool,
-    keys: std::sync::Arc<Keys>,
-    prefix: String,
-    len: usize,
-}
-
-impl Batch {
-    /// Adds a pending job to the ready set, at its user's next turn.
-    pub fn enqueue(&mut self, entry: Entry) -> &mut Self {
-        self.len += 1;
-        self.enqueues.push(entry);
-        self
-    }
-
-    /// Adds a job to the scheduled set, due at `run_at` (and wakes the promoters, which sleep
-    /// until the earliest due time they know of).
-    pub fn schedule(&mut self, entry: Entry, run_at: DateTime<Utc>) -> &mut Self {
-        if !self.wakes {
-            self.wakes = true;
-            self.pipe
-                .publish(format!("{}ready:wake", self.keys.stem), "s")
-                .ignore();
-        }
-        self.len += 1;
-        self.pipe
-            .zadd(
-                &self.keys.scheduled,
-                entry.scheduled_member(),
-                run_at.timestamp_millis(),
-            )
-            .ignore();
-        self
-    }
-
-    /// Removes a job from its ready set and the scheduled set (cancellation).
-    pub fn dequeue(&mut self, entry: Entry) -> &mut Self {
-        self.len += 1;
-        self.pipe
-            .zrem(self.keys.ready(entry.job_type), entry.id.to_string())
-            .ignore();
-        self.pipe
-            .zrem(&self.keys.scheduled, entry.scheduled_member())
-            .ignore();
-        self
-    }
-
-    /// Drops the lease of a job whose attempt ended (and frees its slot in its type's
-    /// concurrency, waking idle workers if that type had jobs waiting for one).
-    pub fn release_lease(&mut self, id: Uuid) -> &mut Self {
-        self.len += 1;
-        self.releases.push(id);
-        self
-    }
-
-    /// Publishes a `jobUpdated` event for `job` (the API job object) to its owner's channel.
-    pub fn publish(&mut self, user_id: Uuid, job: &serde_json::Value) -> &mut Self {
-        self.publish_event(user_id, job_updated_event(job))
-    }
-
-    /// Publishes `event` (a whole event, such as [`job_updated_event_from_json`] makes) to the
-    /// channel of `user_id`.
-    pub fn publish_event(&mut self, user_id: Uuid, event: String) -> &mut Self {
-        self.len += 1;
-        self.events
-            .push((events_channel(&self.prefix, user_id), event));
-        self
-    }
-
-    /// Wakes the workers' schedulers (a schedule was created or resumed: its first due time
-    /// may be earlier than the one they sleep until).
-    pub fn wake_schedulers(&mut self) -> &mut Self {
-        self.len += 1;
-        self.pipe
-            .publish(format!("{}schedules:wake", self.prefix), "s")
-            .ignore();
-        self
-    }
-
-    /// True when nothing was added.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Appends the writes of `other`.
-    pub fn append(&mut self, other: &Batch) {
-        for cmd in other.pipe.cmd_iter() {
-            self.pipe.add_command(cmd.clone()).ignore();
-        }
-        self.enqueues.extend_from_slice(&other.enqueues);
-        self.releases.extend_from_slice(&other.releases);
-        self.events.extend_from_slice(&other.events);
-        self.len += other.len;
-    }
-}
-
-/// Wake-ups of idle claimers: a task subscribed to [`Queue::wake_channel`] that notifies every
-/// [`ReadySignal::notified`] future waiting when jobs become ready. It resubscribes after a
-/// lost connection (with backoff) and then wakes everyone once, in case it missed something;
-/// callers still bound their waits, as a safety net.
-#[derive(Clone)]
-pub struct ReadySignal {
-    notify: std::sync::Arc<tokio::sync::Notify>,
-}
-
-impl ReadySignal {
-    /// Subscribes to the wake channel of `queue` on the Redis at `redis_url`; the task ends
-    /// when every clone of the signal is gone (checked on reconnects).
-    pub fn start(redis_url: &str, queue: &Queue) -> Result<Self, QueueError> {
-        Self::on_channel(redis_url, queue.wake_channel())
-    }
-
-    /// The same for any `channel` (such as [`Queue::schedules_channel`]).
-    pub fn on_channel(redis_url: &str, channel: String) -> Result<Self, QueueError> {
-        use futures_util::StreamExt as _;
-        let client = redis::Client::open(redis_url)?;
-        let notify = std::sync::Arc::new(tokio::sync::Notify::new());
-        let weak = std::sync::Arc::downgrade(&notify);
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(100);
-            loop {
-                match client.get_async_pubsub().await {
-                    Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                        Ok(()) => {
-                            delay = Duration::from_millis(100);
-                            let Some(notify) = weak.upgrade() else { return };
-                            notify.notify_waiters();
-                            drop(notify);
-                            let mut messages = pubsub.on_message();
-                            while messages.next().await.is_some() {
-                                let Some(notify) = weak.upgrade() else { return };
-                                notify.notify_waiters();
-                            }
-                            tracing::warn!("wake-up subscription lost; resubscribing");
-                        }
-                        Err(error) => tracing::warn!(%error, "cannot subscribe to wake-ups"),
-                    },
-                    Err(error) => tracing::warn!(%error, "no Redis connection for wake-ups"),
-                }
-                if weak.strong_count() == 0 {
-                    return;
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        });
-        Ok(Self { notify })
-    }
-
-    /// A future that completes at the next wake-up. Call [`tokio::sync::futures::Notified::enable`]
-    /// on it (pinned) before looking at the queue, so a wake-up in between is not missed.
-    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.notify.notified()
-    }
-}
-
-/// A failure of a coalesced send, shared by every batch that went in the same round trip.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct CoalescedError(String);
-
-type Pending = (
-    Batch,
-    tokio::sync::oneshot::Sender<Result<(), CoalescedError>>,
-);
-
-/// Merges the batches sent by concurrent callers into one pipeline per round trip: under
-/// load, many requests share one Redis write instead of one each. Each caller still waits
-/// for its own writes to be done. The task runs on the runtime that calls [`Coalescer::start`]
-/// (one per HTTP worker thread keeps everything on that thread).
-#[derive(Clone)]
-pub struct Coalescer {
-    inner: CoalescerInner,
-}
-
-#[derive(Clone)]
-enum CoalescerInner {
-    Merging(tokio::sync::mpsc::UnboundedSender<Pending>),
-    Direct(Queue),
-}
-
-/// Most writes merged into one round trip.
-const COALESCE_MAX: usize = 2048;
-
-impl Coalescer {
-    /// Starts the merging task for `queue`; it ends when every clone of the coalescer is gone.
-    pub fn start(queue: Queue) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Pending>();
-        tokio::spawn(async move {
-            while let Some((mut merged, first)) = rx.recv().await {
-                let mut waiters = vec![first];
-                while merged.len < COALESCE_MAX {
-                    match rx.try_recv() {
-                        Ok((batch, waiter)) => {
-                            merged.append(&batch);
-                            waiters.push(waiter);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let result = queue
-                    .send(merged)
-                    .await
-                    .map_err(|e| CoalescedError(e.to_string()));
-                for waiter in waiters {
-                    let _ = waiter.send(result.clone());
-                }
-            }
-        });
-        Self {
-            inner: CoalescerInner::Merging(tx),
-        }
-    }
-
-    /// A coalescer that does not merge: each batch is its own round trip.
-    pub fn direct(queue: Queue) -> Self {
-        Self {
-            inner: CoalescerInner::Direct(queue),
-        }
-    }
-
-    /// Sends `batch` with whatever else is waiting, and waits until it is written.
-    pub async fn send(&self, batch: Batch) -> Result<(), CoalescedError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let tx = match &self.inner {
-            CoalescerInner::Merging(tx) => tx,
-            CoalescerInner::Direct(queue) => {
-                return queue
-                    .send(batch)
-                    .await
-                    .map_err(|e| CoalescedError(e.to_string()));
-            }
-        };
-        let (done, wait) = tokio::sync::oneshot::channel();
-        tx.send((batch, done))
-            .map_err(|_| CoalescedError("the coalescer stopped".to_owned()))?;
-        wait.await
-            .map_err(|_| CoalescedError("the coalescer stopped".to_owned()))?
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ready_score;
-
-    #[test]
-    fn scores_order_by_priority_then_round_and_stay_exact_in_a_double() {
-        assert!(ready_score(0, 1) < ready_score(0, 2));
-        // A higher priority in a much later round still comes first.
-        assert!(ready_score(1, 1 << 41) < ready_score(0, 0));
-        // The largest score a job can get is exact in an f64 (Redis scores are doubles).
-        let largest = ready_score(-1000, i64::MAX);
-        assert!(largest < (1_i64 << 53));
-        assert_eq!(largest as f64 as i64, largest);
-    }
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
+use domain::job::JobStatus;
 use persistence::PgPool;
 use serde::Serialize;
 
@@ -87,10 +88,10 @@ impl QueueDepth {
 fn tally(rows: &[persistence::queue_depth::DepthRow]) -> Depth {
     let mut depth = Depth::default();
     for row in rows {
-        let (state, total) = match row.status.as_str() {
-            "pending" => ("ready", &mut depth.ready),
-            "scheduled" => ("scheduled", &mut depth.scheduled),
-            "running" => ("running", &mut depth.running),
+        let (state, total) = match row.status {
+            JobStatus::Pending => ("ready", &mut depth.ready),
+            JobStatus::Scheduled => ("scheduled", &mut depth.scheduled),
+            JobStatus::Running => ("running", &mut depth.running),
             _ => continue,
         };
         let jobs = u64::try_from(row.jobs).unwrap_or(0);

@@ -22,6 +22,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Text};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use domain::job::{JobStatus, JobType};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -177,7 +178,7 @@ pub async fn lock_parents(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     ids: &[Uuid],
-) -> Result<Vec<(Uuid, String)>, PersistenceError> {
+) -> Result<Vec<(Uuid, JobStatus)>, PersistenceError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -188,7 +189,7 @@ pub async fn lock_parents(
         #[diesel(sql_type = diesel::sql_types::Uuid)]
         user_id: Uuid,
         #[diesel(sql_type = Text)]
-        status: String,
+        status: JobStatus,
     }
     let rows: Vec<Row> = diesel::sql_query(
         "SELECT id, user_id, status FROM jobs WHERE id = ANY($1) ORDER BY id FOR SHARE",
@@ -296,7 +297,7 @@ pub async fn retry(
         let Transition::Done { job, was } = changed else {
             return Ok((changed, Settled::default()));
         };
-        if job.status != "waiting" {
+        if job.status != JobStatus::Waiting {
             return Ok((Transition::Done { job, was }, Settled::default()));
         }
         let settled = settle_locked(conn, &[id]).await?;
@@ -324,7 +325,12 @@ pub async fn retry(
 /// The ids of the jobs among `rows` that reached a final status.
 fn final_ids(rows: &[Job]) -> Vec<Uuid> {
     rows.iter()
-        .filter(|job| matches!(job.status.as_str(), "completed" | "failed" | "cancelled"))
+        .filter(|job| {
+            matches!(
+                job.status,
+                JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+            )
+        })
         .map(|job| job.id)
         .collect()
 }
@@ -337,10 +343,10 @@ pub struct ParentResult {
     pub id: Uuid,
     /// Its type.
     #[diesel(sql_type = Text)]
-    pub job_type: String,
+    pub job_type: JobType,
     /// Its status (`completed` for a job that was promoted).
     #[diesel(sql_type = Text)]
-    pub status: String,
+    pub status: JobStatus,
     /// Its result.
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Jsonb>)]
     pub result: Option<Value>,

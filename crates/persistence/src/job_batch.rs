@@ -14,6 +14,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Int2, Int4, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use domain::job::JobStatus;
 use uuid::Uuid;
 
 use crate::PersistenceError;
@@ -115,7 +116,7 @@ pub async fn insert_batch(
 
 /// The starting state of a row where it differs from the submitted one.
 pub(crate) struct Row {
-    status: String,
+    status: JobStatus,
     last_error: Option<String>,
     finished: bool,
 }
@@ -125,7 +126,7 @@ fn submitted_states(batch: &[NewJob]) -> Vec<Row> {
     batch
         .iter()
         .map(|job| Row {
-            status: job.status.clone(),
+            status: job.status,
             last_error: None,
             finished: false,
         })
@@ -217,7 +218,7 @@ async fn start_states(
         return Ok(Vec::new());
     }
     let all: Vec<Uuid> = all.into_iter().collect();
-    let known: std::collections::HashMap<Uuid, String> =
+    let known: std::collections::HashMap<Uuid, JobStatus> =
         crate::dependencies::lock_parents(conn, user_id, &all)
             .await?
             .into_iter()
@@ -236,22 +237,20 @@ async fn start_states(
             unknown.push((i, missing));
             continue;
         }
-        let ended = parents
-            .iter()
-            .find_map(|p| match known.get(p).map(String::as_str) {
-                Some("failed") => Some(format!("parent job {p} failed")),
-                Some("cancelled") => Some(format!("parent job {p} was cancelled")),
-                _ => None,
-            });
+        let ended = parents.iter().find_map(|p| match known.get(p) {
+            Some(JobStatus::Failed) => Some(format!("parent job {p} failed")),
+            Some(JobStatus::Cancelled) => Some(format!("parent job {p} was cancelled")),
+            _ => None,
+        });
         if let Some(error) = ended {
-            row.status = "cancelled".to_owned();
+            row.status = JobStatus::Cancelled;
             row.last_error = Some(error);
             row.finished = true;
         } else if !parents
             .iter()
-            .all(|p| known.get(p).map(String::as_str) == Some("completed"))
+            .all(|p| known.get(p) == Some(&JobStatus::Completed))
         {
-            row.status = "waiting".to_owned();
+            row.status = JobStatus::Waiting;
         }
     }
     Ok(unknown)

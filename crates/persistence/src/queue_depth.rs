@@ -3,6 +3,7 @@
 
 use diesel::sql_types::{BigInt, SmallInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::job::JobStatus;
 
 use crate::PersistenceError;
 
@@ -11,7 +12,7 @@ use crate::PersistenceError;
 pub struct DepthRow {
     /// `pending`, `scheduled` or `running`.
     #[diesel(sql_type = Text)]
-    pub status: String,
+    pub status: JobStatus,
     /// Their priority.
     #[diesel(sql_type = SmallInt)]
     pub priority: i16,

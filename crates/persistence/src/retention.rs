@@ -12,6 +12,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::sql_types::{BigInt, Bool, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::job::JobStatus;
 
 use crate::PersistenceError;
 
@@ -24,7 +25,7 @@ pub enum Sweep {
     /// Jobs in `status` (a final one) that finished more than `older_than` ago.
     FinishedJobs {
         /// `completed`, `cancelled` or `failed`.
-        status: &'static str,
+        status: JobStatus,
         /// Age after which they go.
         older_than: Duration,
     },

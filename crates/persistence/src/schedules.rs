@@ -13,6 +13,7 @@ use diesel::IntoSql as _;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Nullable, Timestamptz};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use domain::job::JobType;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -35,7 +36,7 @@ pub struct Schedule {
     /// IANA time zone name.
     pub timezone: String,
     /// Type of the jobs it creates.
-    pub job_type: String,
+    pub job_type: JobType,
     /// Their data.
     pub data: Value,
     /// Their priority.
@@ -68,7 +69,7 @@ impl Schedule {
             "cron": self.cron,
             "timezone": self.timezone,
             "job": {
-                "type": self.job_type,
+                "type": self.job_type.as_str(),
                 "data": self.data,
                 "priority": self.priority,
                 "max_attempts": self.max_attempts,
@@ -96,7 +97,7 @@ pub struct NewSchedule {
     /// IANA zone name.
     pub timezone: String,
     /// Job type.
-    pub job_type: String,
+    pub job_type: JobType,
     /// Job data.
     pub data: Value,
     /// Job priority.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use domain::job::JobStatus;
 use job_queue::Recorded;
 use persistence::jobs;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +58,7 @@ pub async fn heartbeat(shared: &Arc<Shared>) {
         jobs::attempt_states(&mut conn, &ids).await
     }
     .await;
-    let states: HashMap<Uuid, (String, i64)> = match states {
+    let states: HashMap<Uuid, (JobStatus, i64)> = match states {
         Ok(rows) => rows
             .into_iter()
             .map(|(id, status, fence)| (id, (status, fence)))
@@ -70,10 +71,8 @@ pub async fn heartbeat(shared: &Arc<Shared>) {
     let inflight = shared.inflight();
     for key in mine {
         let reason = match states.get(&key.0) {
-            Some((status, current)) if status == "running" && *current == key.1 => continue,
-            Some((status, current)) if status == "cancelled" && *current == key.1 => {
-                StopReason::Cancelled
-            }
+            Some((JobStatus::Running, current)) if *current == key.1 => continue,
+            Some((JobStatus::Cancelled, current)) if *current == key.1 => StopReason::Cancelled,
             _ => StopReason::LostLease,
         };
         if let Some(attempt) = inflight.get(&key)
@@ -149,10 +148,8 @@ pub async fn reap(shared: &Arc<Shared>) {
         runtime::job_span(job).in_scope(|| {
             tracing::warn!(status = %job.status, "lease expired; job taken back");
         });
-        if job.status == "pending"
-            && let Some(entry) = entry_of(job)
-        {
-            batch.enqueue(entry);
+        if job.status == JobStatus::Pending {
+            batch.enqueue(entry_of(job));
         }
         batch.publish(job.user_id, &job.to_json());
     }
@@ -427,13 +424,15 @@ async fn restore(
 
 fn recorded(rows: &[jobs::QueueEntry]) -> Vec<Recorded> {
     rows.iter()
-        .filter_map(|row| {
-            let entry = runtime::entry(row.id, row.user_id, row.priority, &row.job_type)?;
-            Some(match row.status.as_str() {
-                "pending" => Recorded::Pending(entry),
-                "scheduled" => Recorded::Scheduled(entry, row.run_at.unwrap_or_else(Utc::now)),
+        .map(|row| {
+            let entry = runtime::entry(row.id, row.user_id, row.priority, row.job_type);
+            match row.status {
+                JobStatus::Pending => Recorded::Pending(entry),
+                JobStatus::Scheduled => {
+                    Recorded::Scheduled(entry, row.run_at.unwrap_or_else(Utc::now))
+                }
                 _ => Recorded::Running(row.id, entry.job_type),
-            })
+            }
         })
         .collect()
 }

@@ -65,9 +65,7 @@ async fn fire_round(shared: &Shared) -> Duration {
             let mut batch = shared.queue.batch();
             for job in &fired.jobs {
                 tracing::debug!(job = %job.id, schedule = ?job.schedule_id, "schedule fired");
-                if let Some(entry) = entry_of(job) {
-                    batch.enqueue(entry);
-                }
+                batch.enqueue(entry_of(job));
                 batch.publish(job.user_id, &job.to_json());
             }
             if let Err(error) = shared.queue.send(batch).await {

@@ -296,19 +296,20 @@ impl Settings {
 
     /// What retention deletes: finished jobs past their retention.
     pub fn retention_sweeps(&self) -> Vec<persistence::retention::Sweep> {
+        use domain::job::JobStatus;
         use persistence::retention::Sweep;
         let days = |n: u32| chrono::Duration::days(i64::from(n));
         vec![
             Sweep::FinishedJobs {
-                status: "completed",
+                status: JobStatus::Completed,
                 older_than: days(self.job_retention_days),
             },
             Sweep::FinishedJobs {
-                status: "cancelled",
+                status: JobStatus::Cancelled,
                 older_than: days(self.job_retention_days),
             },
             Sweep::FinishedJobs {
-                status: "failed",
+                status: JobStatus::Failed,
                 older_than: days(self.failed_job_retention_days),
             },
         ]

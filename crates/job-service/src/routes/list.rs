@@ -120,8 +120,8 @@ async fn page(
     }
     let query = ListQuery {
         user_id,
-        status: status.map(|s| s.as_str().to_owned()),
-        job_type: job_type.map(|t| t.as_str().to_owned()),
+        status,
+        job_type,
         before,
         limit: limit + 1,
     };

@@ -12,7 +12,7 @@ pub mod submit;
 pub mod submit_batch;
 
 use actix_web::{HttpResponse, web};
-use domain::job::JobType;
+use domain::job::JobStatus;
 use job_queue::Entry;
 use persistence::jobs::{Job, Transition};
 use uuid::Uuid;
@@ -71,31 +71,27 @@ pub(crate) async fn announce(
     change: IndexChange,
 ) {
     let mut batch = state.queue.batch();
-    // Every stored type is one the API accepted; a row of another (written by a newer build)
-    // stays out of this build's index.
-    if let Ok(job_type) = job.job_type.parse::<JobType>() {
-        let entry = Entry {
-            id: job.id,
-            user_id: job.user_id,
-            priority: job.priority,
-            job_type,
-        };
-        match change {
-            IndexChange::Enqueue => match (job.status.as_str(), job.run_at) {
-                ("scheduled", Some(run_at)) => {
-                    batch.schedule(entry, run_at);
-                }
-                ("pending", _) => {
-                    batch.enqueue(entry);
-                }
-                // `waiting` (or settled at once to `cancelled`): in no queue.
-                _ => {}
-            },
-            IndexChange::Dequeue => {
-                batch.dequeue(entry);
+    let entry = Entry {
+        id: job.id,
+        user_id: job.user_id,
+        priority: job.priority,
+        job_type: job.job_type,
+    };
+    match change {
+        IndexChange::Enqueue => match (job.status, job.run_at) {
+            (JobStatus::Scheduled, Some(run_at)) => {
+                batch.schedule(entry, run_at);
             }
-            IndexChange::None => {}
+            (JobStatus::Pending, _) => {
+                batch.enqueue(entry);
+            }
+            // `waiting` (or settled at once to `cancelled`): in no queue.
+            _ => {}
+        },
+        IndexChange::Dequeue => {
+            batch.dequeue(entry);
         }
+        IndexChange::None => {}
     }
     batch.publish_event(
         job.user_id,
@@ -138,23 +134,20 @@ pub(crate) fn index_and_events<'a>(
 ) -> job_queue::Batch {
     let mut batch = queue.batch();
     for (job, json) in jobs.into_iter().zip(rendered) {
-        // As in `announce`: a row of a type this build does not know stays out of its index.
-        if let Ok(job_type) = job.job_type.parse::<JobType>() {
-            let entry = Entry {
-                id: job.id,
-                user_id: job.user_id,
-                priority: job.priority,
-                job_type,
-            };
-            match (job.status.as_str(), job.run_at) {
-                ("scheduled", Some(run_at)) => {
-                    batch.schedule(entry, run_at);
-                }
-                ("pending", _) => {
-                    batch.enqueue(entry);
-                }
-                _ => {}
+        let entry = Entry {
+            id: job.id,
+            user_id: job.user_id,
+            priority: job.priority,
+            job_type: job.job_type,
+        };
+        match (job.status, job.run_at) {
+            (JobStatus::Scheduled, Some(run_at)) => {
+                batch.schedule(entry, run_at);
             }
+            (JobStatus::Pending, _) => {
+                batch.enqueue(entry);
+            }
+            _ => {}
         }
         batch.publish_event(job.user_id, job_queue::job_updated_event_from_json(json));
     }
@@ -214,7 +207,7 @@ pub(crate) async fn change(
         Transition::Done { job, was } => {
             let index = match action {
                 // A running job is in no queue; its worker notices the cancellation.
-                Action::Cancel if was == "running" => IndexChange::None,
+                Action::Cancel if was == JobStatus::Running => IndexChange::None,
                 Action::Cancel => IndexChange::Dequeue,
                 Action::Retry => IndexChange::Enqueue,
             };

@@ -23,7 +23,7 @@ pub async fn stats(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRes
         let n = stats
             .by_status
             .iter()
-            .find(|(s, _)| s == status.as_str())
+            .find(|(s, _)| *s == status)
             .map_or(0, |(_, n)| *n);
         counts.insert(status.as_str().to_owned(), json!(n));
     }

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use domain::ValidationErrors;
-use domain::job::{JobType, MAX_DATA_BYTES, MaxAttempts, Priority};
+use domain::job::{JobStatus, JobType, MAX_DATA_BYTES, MaxAttempts, Priority};
 use persistence::dependencies::MAX_PARENTS;
 use persistence::job_batch::BatchInserted;
 use persistence::jobs::{Inserted, NewJob};
@@ -178,10 +178,14 @@ impl Checked {
         NewJob {
             id,
             user_id,
-            job_type: self.job_type.as_str().to_owned(),
+            job_type: self.job_type,
             data: self.data,
             priority: self.priority.get(),
-            status: if scheduled { "scheduled" } else { "pending" }.to_owned(),
+            status: if scheduled {
+                JobStatus::Scheduled
+            } else {
+                JobStatus::Pending
+            },
             max_attempts: i32::from(self.max_attempts.get()),
             run_at: self.run_at,
             idempotency_key,

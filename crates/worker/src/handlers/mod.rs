@@ -83,10 +83,10 @@ pub trait Handler: Send + Sync {
     fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<Value, HandlerError>>;
 }
 
-/// The handlers by type name.
+/// The handlers by type.
 #[derive(Clone)]
 pub struct Registry {
-    handlers: Arc<HashMap<&'static str, Arc<dyn Handler>>>,
+    handlers: Arc<HashMap<JobType, Arc<dyn Handler>>>,
 }
 
 impl Registry {
@@ -100,18 +100,13 @@ impl Registry {
             Arc::new(hash::Hash),
         ];
         Self {
-            handlers: Arc::new(
-                handlers
-                    .into_iter()
-                    .map(|h| (h.job_type().as_str(), h))
-                    .collect(),
-            ),
+            handlers: Arc::new(handlers.into_iter().map(|h| (h.job_type(), h)).collect()),
         }
     }
 
     /// The handler for `job_type`.
-    pub fn get(&self, job_type: &str) -> Option<Arc<dyn Handler>> {
-        self.handlers.get(job_type).cloned()
+    pub fn get(&self, job_type: JobType) -> Option<Arc<dyn Handler>> {
+        self.handlers.get(&job_type).cloned()
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::job::JobStatus;
 use persistence::jobs::{self, Job};
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -95,7 +96,7 @@ pub async fn claim_loop(shared: Arc<Shared>) {
         }
         for (job, permit) in claimed.into_iter().zip(permits) {
             if let Some(latency) = start_latency(&job) {
-                metrics::histogram!("worker_job_start_latency_seconds", "type" => job.job_type.clone())
+                metrics::histogram!("worker_job_start_latency_seconds", "type" => job.job_type.as_str())
                     .record(latency);
             }
             let span = job_span(&job);
@@ -137,7 +138,7 @@ pub async fn put_back(shared: &Shared, ids: &[Uuid]) {
     };
     let running: HashSet<Uuid> = rows
         .iter()
-        .filter(|row| row.status == "running")
+        .filter(|row| row.status == JobStatus::Running)
         .map(|row| row.id)
         .collect();
     let mut batch = shared.queue.batch();

@@ -28,7 +28,7 @@ pub(super) async fn execute(
     let stop = Arc::new(AtomicU8::new(0));
     let attempt = InFlight {
         fence: job.fence,
-        job_type: job.job_type.parse().ok(),
+        job_type: job.job_type,
         token: token.clone(),
         span: span.clone(),
         stop: stop.clone(),
@@ -63,7 +63,7 @@ pub(super) async fn execute(
         other => other.label(),
     };
     let labels = [
-        ("type", job.job_type.clone()),
+        ("type", job.job_type.as_str().to_owned()),
         ("outcome", counted.to_owned()),
     ];
     metrics::counter!("worker_jobs_total", &labels).increment(1);
@@ -107,7 +107,7 @@ async fn run_handler(
     if token.is_cancelled() {
         return Outcome::Stopped(StopReason::from_u8(stop.load(Ordering::SeqCst)));
     }
-    let Some(handler) = shared.registry.get(&job.job_type) else {
+    let Some(handler) = shared.registry.get(job.job_type) else {
         return Outcome::Failed(format!(
             "this worker has no handler for type `{}`",
             job.job_type

@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
+use domain::job::JobStatus;
 use job_queue::{Entry, JobType, Queue};
 use persistence::PgPool;
 use persistence::dependencies::Settled;
@@ -76,8 +77,8 @@ impl StopReason {
 pub struct InFlight {
     /// Its fencing token.
     pub fence: i64,
-    /// Its job's type (`None`: a type this build does not know), renewed with its lease.
-    pub job_type: Option<JobType>,
+    /// Its job's type, renewed with its lease.
+    pub job_type: JobType,
     /// Stops the handler.
     pub token: CancellationToken,
     /// The job's log span (see [`job_span`]).
@@ -150,7 +151,8 @@ impl Shared {
         for id in ids {
             if let Some(job_type) = inflight
                 .range((*id, i64::MIN)..=(*id, i64::MAX))
-                .find_map(|(_, attempt)| attempt.job_type)
+                .map(|(_, attempt)| attempt.job_type)
+                .next()
             {
                 typed.push((*id, job_type));
             }
@@ -212,39 +214,30 @@ pub fn start_latency(job: &Job) -> Option<f64> {
     Some(micros.max(0) as f64 / 1e6)
 }
 
-/// The index entry of a job (`None` for a type this build does not know: such a row cannot
-/// come from the API, and no worker here could run it).
-pub fn entry_of(job: &Job) -> Option<Entry> {
-    entry(job.id, job.user_id, job.priority, &job.job_type)
+/// The index entry of a job.
+pub fn entry_of(job: &Job) -> Entry {
+    entry(job.id, job.user_id, job.priority, job.job_type)
 }
 
-/// The index entry of a job from its parts (`None` for an unknown type, logged).
-pub fn entry(id: Uuid, user_id: Uuid, priority: i16, job_type: &str) -> Option<Entry> {
-    match job_type.parse::<JobType>() {
-        Ok(job_type) => Some(Entry {
-            id,
-            user_id,
-            priority,
-            job_type,
-        }),
-        Err(_) => {
-            tracing::warn!(job = %id, %job_type, "a job of an unknown type is left out of the queue");
-            None
-        }
+/// The index entry of a job from its parts.
+pub fn entry(id: Uuid, user_id: Uuid, priority: i16, job_type: JobType) -> Entry {
+    Entry {
+        id,
+        user_id,
+        priority,
+        job_type,
     }
 }
 
 /// Adds the queued jobs among `rows` to the ready or scheduled set, as their status says.
 pub fn index(batch: &mut job_queue::Batch, rows: &[jobs::QueueEntry]) {
     for row in rows {
-        let Some(entry) = entry(row.id, row.user_id, row.priority, &row.job_type) else {
-            continue;
-        };
-        match (row.status.as_str(), row.run_at) {
-            ("pending", _) => {
+        let entry = entry(row.id, row.user_id, row.priority, row.job_type);
+        match (row.status, row.run_at) {
+            (JobStatus::Pending, _) => {
                 batch.enqueue(entry);
             }
-            ("scheduled", Some(run_at)) => {
+            (JobStatus::Scheduled, Some(run_at)) => {
                 batch.schedule(entry, run_at);
             }
             _ => {}
@@ -256,12 +249,12 @@ pub fn index(batch: &mut job_queue::Batch, rows: &[jobs::QueueEntry]) {
 /// job it changed (cancelled ones are in no queue).
 pub fn index_settled(batch: &mut job_queue::Batch, settled: &Settled) {
     for job in &settled.promoted {
-        match (job.status.as_str(), job.run_at, entry_of(job)) {
-            ("scheduled", Some(run_at), Some(entry)) => {
-                batch.schedule(entry, run_at);
+        match (job.status, job.run_at) {
+            (JobStatus::Scheduled, Some(run_at)) => {
+                batch.schedule(entry_of(job), run_at);
             }
-            ("pending", _, Some(entry)) => {
-                batch.enqueue(entry);
+            (JobStatus::Pending, _) => {
+                batch.enqueue(entry_of(job));
             }
             _ => {}
         }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::job::JobStatus;
 use persistence::dependencies::Settled;
 use persistence::jobs::{self, Job};
 use rand::RngExt as _;
@@ -150,9 +151,9 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
     for Done { job, outcome, span } in done {
         spans.insert(job.id, span);
         let (status, result, last_error, retry_in_ms) = match outcome {
-            Outcome::Completed(value) => ("completed", Some(value), None, None),
+            Outcome::Completed(value) => (JobStatus::Completed, Some(value), None, None),
             Outcome::Failed(error) if job.attempts >= job.max_attempts => {
-                ("failed", None, Some(error), None)
+                (JobStatus::Failed, None, Some(error), None)
             }
             Outcome::Failed(error) => {
                 let delay = backoff(
@@ -161,9 +162,9 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
                     job.attempts,
                 );
                 let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-                ("scheduled", None, Some(error), Some(delay))
+                (JobStatus::Scheduled, None, Some(error), Some(delay))
             }
-            Outcome::Stopped(StopReason::Released) => ("pending", None, None, None),
+            Outcome::Stopped(StopReason::Released) => (JobStatus::Pending, None, None, None),
             Outcome::Stopped(_) => {
                 unwritten.insert(job.id, job.fence);
                 continue;
@@ -197,12 +198,12 @@ async fn flush(shared: &Shared, done: Vec<Done>) {
             span.in_scope(|| tracing::debug!(status = %job.status, "outcome recorded"));
         }
         batch.release_lease(job.id);
-        match (job.status.as_str(), job.run_at, entry_of(job)) {
-            ("scheduled", Some(run_at), Some(entry)) => {
-                batch.schedule(entry, run_at);
+        match (job.status, job.run_at) {
+            (JobStatus::Scheduled, Some(run_at)) => {
+                batch.schedule(entry_of(job), run_at);
             }
-            ("pending", _, Some(entry)) => {
-                batch.enqueue(entry);
+            (JobStatus::Pending, _) => {
+                batch.enqueue(entry_of(job));
             }
             _ => {}
         }

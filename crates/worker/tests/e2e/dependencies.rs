@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::harness::Env;
+use domain::job::JobStatus;
 
 async fn submit_batch(env: &Env, jobs: Value) -> Vec<Uuid> {
     let response = env
@@ -57,7 +58,7 @@ async fn a_diamond_runs_in_order_once_and_the_last_job_sees_its_parents_results(
     let d = env
         .submit(json!({"type": "echo", "data": {"n": 4}, "depends_on": [b, c]}))
         .await;
-    assert_eq!(env.job(d).await.status, "waiting");
+    assert_eq!(env.job(d).await.status, JobStatus::Waiting);
     let done = env
         .wait_status(d, "completed", Duration::from_secs(30))
         .await;
@@ -113,7 +114,7 @@ async fn a_failed_parent_cancels_its_descendants_and_spares_the_rest() {
         Some(format!("parent job {bad} failed").as_str())
     );
     let grandchild_job = env.job(grandchild).await;
-    assert_eq!(grandchild_job.status, "cancelled");
+    assert_eq!(grandchild_job.status, JobStatus::Cancelled);
     assert_eq!(
         grandchild_job.last_error.as_deref(),
         Some(format!("parent job {child} was cancelled").as_str())

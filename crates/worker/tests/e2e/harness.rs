@@ -244,7 +244,8 @@ impl Env {
     }
 
     pub async fn wait_status(&self, id: Uuid, status: &str, timeout: Duration) -> Job {
-        self.wait_for(id, timeout, |job| job.status == status).await
+        self.wait_for(id, timeout, |job| job.status.as_str() == status)
+            .await
     }
 
     pub async fn count(&self, status: &str) -> i64 {
@@ -253,7 +254,7 @@ impl Env {
             .await
             .unwrap()
             .into_iter()
-            .find(|(s, _)| s == status)
+            .find(|(s, _)| s.as_str() == status)
             .map_or(0, |(_, n)| n)
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::harness::Env;
+use domain::job::JobStatus;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -125,7 +126,7 @@ async fn scheduled_jobs_wait_for_run_at() {
     let id = env
         .submit(json!({"type": "noop", "run_at": run_at.to_rfc3339()}))
         .await;
-    assert_eq!(env.job(id).await.status, "scheduled");
+    assert_eq!(env.job(id).await.status, JobStatus::Scheduled);
     let job = env.wait_status(id, "completed", T).await;
     assert!(
         job.started_at.unwrap() >= run_at - chrono::Duration::milliseconds(5),
@@ -157,7 +158,7 @@ async fn cancel_pending_scheduled_and_running_jobs_and_retry_one() {
     // 60 s are up.
     let after = env.submit(json!({"type": "noop"})).await;
     env.wait_status(after, "completed", T).await;
-    assert_eq!(env.job(long).await.status, "cancelled");
+    assert_eq!(env.job(long).await.status, JobStatus::Cancelled);
     assert!(env.executions_of(queued).is_empty() && env.executions_of(later).is_empty());
 
     let (status, body) = env.post(&format!("/api/jobs/{queued}/retry")).await;
@@ -187,7 +188,9 @@ async fn progress_and_events_are_published_for_every_change() {
         .submit(json!({"type": "sleep", "data": {"ms": 1200}}))
         .await;
     let mid = env
-        .wait_for(id, T, |job| job.status == "running" && job.progress > 0)
+        .wait_for(id, T, |job| {
+            job.status == JobStatus::Running && job.progress > 0
+        })
         .await;
     assert!(mid.progress < 100);
     env.wait_status(id, "completed", T).await;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::harness::Env;
+use domain::job::JobStatus;
 
 /// A log file in the temporary directory, removed on drop.
 pub struct LogFile(pub PathBuf);
@@ -195,7 +196,7 @@ async fn ctrl_c_says_what_it_waits_for_and_a_second_one_stops_at_once() {
         .submit(json!({"type": "sleep", "data": {"ms": 60000}}))
         .await;
     env.wait_for(id, Duration::from_secs(10), |job| {
-        job.status == "running" && job.progress > 0
+        job.status == JobStatus::Running && job.progress > 0
     })
     .await;
 
@@ -208,7 +209,7 @@ async fn ctrl_c_says_what_it_waits_for_and_a_second_one_stops_at_once() {
     // Still waiting: the job keeps running.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(worker.child.try_wait().unwrap().is_none(), "{}", log.text());
-    assert_eq!(env.job(id).await.status, "running");
+    assert_eq!(env.job(id).await.status, JobStatus::Running);
 
     let second = tokio::time::Instant::now();
     send(&worker, "INT");

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::harness::{Env, User};
+use domain::job::JobStatus;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -34,7 +35,7 @@ async fn change(env: &Env, base: &str, admin: &User, action: &str, body: Value) 
 async fn none_start(env: &Env, ids: &[Uuid], wait: Duration) {
     tokio::time::sleep(wait).await;
     for id in ids {
-        assert_eq!(env.job(*id).await.status, "pending");
+        assert_eq!(env.job(*id).await.status, JobStatus::Pending);
         assert!(env.executions_of(*id).is_empty(), "a paused job ran");
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::harness::{Env, LoseAnswer};
+use domain::job::JobStatus;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -18,13 +19,17 @@ async fn a_job_cancelled_and_retried_within_a_heartbeat_runs_its_retry_once() {
     let id = env
         .submit(json!({"type": "sleep", "data": {"ms": 8000}}))
         .await;
-    env.wait_for(id, T, |job| job.status == "running" && job.progress > 0)
-        .await;
+    env.wait_for(id, T, |job| {
+        job.status == JobStatus::Running && job.progress > 0
+    })
+    .await;
     let (cancel, _) = env.post(&format!("/api/jobs/{id}/cancel")).await;
     let (retry, _) = env.post(&format!("/api/jobs/{id}/retry")).await;
     assert_eq!((cancel, retry), (200, 200));
-    env.wait_for(id, T, |job| job.status == "running" && job.attempts == 1)
-        .await;
+    env.wait_for(id, T, |job| {
+        job.status == JobStatus::Running && job.attempts == 1
+    })
+    .await;
     // The second slot is the retry's; the cancelled attempt must have given the first one up,
     // long before its 8 s are over.
     let probe = env.submit(json!({"type": "noop"})).await;
@@ -96,8 +101,10 @@ async fn a_worker_whose_clock_runs_ahead_does_not_reap_live_jobs() {
     let id = env
         .submit(json!({"type": "sleep", "data": {"ms": 4000}}))
         .await;
-    env.wait_for(id, T, |job| job.status == "running" && job.progress > 0)
-        .await;
+    env.wait_for(id, T, |job| {
+        job.status == JobStatus::Running && job.progress > 0
+    })
+    .await;
     let _ahead = env
         .worker(&[
             ("LD_PRELOAD", &faketime),

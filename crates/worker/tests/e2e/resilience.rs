@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::harness::Env;
+use domain::job::JobStatus;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_s_job_completes_exactly_once_after_its_lease_expires() {
@@ -15,7 +16,7 @@ async fn a_killed_worker_s_job_completes_exactly_once_after_its_lease_expires() 
         .submit(json!({"type": "sleep", "data": {"ms": 2500}}))
         .await;
     env.wait_for(id, Duration::from_secs(10), |job| {
-        job.status == "running" && job.progress > 0
+        job.status == JobStatus::Running && job.progress > 0
     })
     .await;
     first.kill().await;
@@ -100,7 +101,7 @@ async fn sigterm_finishes_short_jobs_releases_long_ones_and_exits_zero() {
         .await
         .expect("worker exits");
     assert!(status.success(), "{status:?}");
-    assert_eq!(env.job(short).await.status, "completed");
+    assert_eq!(env.job(short).await.status, JobStatus::Completed);
     let job = env.job(long).await;
     assert_eq!(
         (job.status.as_str(), job.attempts),
@@ -125,7 +126,7 @@ async fn a_running_job_whose_lease_redis_lost_is_rescued_by_the_reconciler() {
     // Wait for progress, not just `running`: the handler (and its execution record) starts a
     // moment after the row is marked running, and a kill in between would leave no record.
     env.wait_for(id, Duration::from_secs(10), |job| {
-        job.status == "running" && job.progress > 0
+        job.status == JobStatus::Running && job.progress > 0
     })
     .await;
     first.kill().await;

@@ -121,7 +121,7 @@ pub async fn create(
         name,
         cron: schedule.expression().to_owned(),
         timezone: schedule.timezone().to_owned(),
-        job_type: job_type.as_str().to_owned(),
+        job_type,
         data,
         priority: priority.get(),
         max_attempts: i32::from(max_attempts.get()),
