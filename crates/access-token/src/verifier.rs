@@ -105,7 +105,7 @@ impl Verifier {
     /// fail with [`VerifyError::KeysUnavailable`].
     ///
     /// Redirects are not followed (a redirect is a failed fetch), and a set that cannot be
-    /// refreshed is used for at most [`JWKS_MAX_STALE`] after it was fetched.
+    /// refreshed is used for at most `JWKS_MAX_STALE` (15 minutes) after it was fetched.
     pub fn with_jwks_url(settings: TokenSettings, jwks_url: String) -> Self {
         Self::with_jwks_url_and_timings(
             settings,

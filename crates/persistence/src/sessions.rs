@@ -253,7 +253,7 @@ async fn rotate_live(
 
 /// Rotates the refresh token with hash `presented_hash`.
 ///
-/// A live token is rotated in one statement ([`rotate_live`]). Anything else is examined in a
+/// A live token is rotated in one statement (`rotate_live`). Anything else is examined in a
 /// transaction with the token row locked (`SELECT … FOR UPDATE`), so concurrent presentations
 /// are serialized: a token spent within `grace` answers [`Rotation::RecentlySpent`], one spent
 /// earlier revokes its session.

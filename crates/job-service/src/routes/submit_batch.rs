@@ -1,6 +1,6 @@
 //! `POST /api/jobs/submit-batch`: up to 1,000 jobs, all or nothing.
 //!
-//! Every job gets the checks of a single submit ([`super::submit::check_body`]); one invalid
+//! Every job gets the checks of a single submit (`submit::check_body`); one invalid
 //! job refuses the whole batch with 422 and `errors` keyed `jobs[i].field`. The limits count
 //! the batch's jobs: the submit rate takes n tokens, the unfinished-jobs cap counts n more.
 //! Then the rows go in with one statement (in one transaction only when parents must be locked

@@ -1,6 +1,6 @@
 //! The replica's sockets and rooms, in memory: who gets which frame.
 //!
-//! Every socket has a bounded [`Outbox`]; routing only pushes into outboxes (never waits on a
+//! Every socket has a bounded `Outbox`; routing only pushes into outboxes (never waits on a
 //! socket), so a slow client can only overflow its own outbox and be closed with 1013. The
 //! socket's connection takes frames straight from the outbox when it can write
 //! ([`Socket::write`], called by [`super::transport::Outbound`]): a pushed frame wakes the
@@ -230,7 +230,7 @@ impl Socket {
     }
 
     /// Encodes what is to be written (control frames first, then queued frames, then the
-    /// close frame) into `buf`, at most about [`WRITE_CHUNK`] bytes; with nothing to write,
+    /// close frame) into `buf`, at most about `WRITE_CHUNK` bytes; with nothing to write,
     /// keeps `waker` to be woken when there is.
     pub fn write(
         &self,
