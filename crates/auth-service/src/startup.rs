@@ -1,6 +1,5 @@
 //! Building and running the HTTP server (zero2prod style: `build` binds, `run` serves).
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use access_token::{KeySet, RevocationList, Verifier};
@@ -96,10 +95,11 @@ impl Application {
             Duration::from_secs(settings.smtp_timeout_secs),
         )
         .map_err(|e| StartupError::Settings(SettingsError(e.to_string())))?;
-        let listener = TcpListener::bind(resolved.addr).map_err(|source| StartupError::Bind {
-            addr: resolved.addr.to_string(),
-            source,
-        })?;
+        let listener =
+            service_kit::listener::bind(resolved.addr).map_err(|source| StartupError::Bind {
+                addr: resolved.addr.to_string(),
+                source,
+            })?;
         let port = listener
             .local_addr()
             .map_err(|e| StartupError::Other(e.to_string()))?

@@ -21,7 +21,6 @@ pub mod submit_limits;
 pub mod testing;
 pub mod ws;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use access_token::{KeySet, RevocationList, TokenSettings, Verifier};
@@ -173,7 +172,7 @@ impl Application {
 
         let coalesce = settings.redis_coalesce;
         let group_max = settings.submit_group_max;
-        let listener = TcpListener::bind(&settings.jobs_addr)?;
+        let listener = service_kit::listener::bind(&settings.jobs_addr)?;
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             let origins = origins.clone();
@@ -223,7 +222,6 @@ impl Application {
                 .configure(|cfg| service_kit::http::configure_docs(cfg, openapi.clone()))
                 .default_service(web::to(service_kit::http::not_found))
         })
-        .backlog(2048)
         // SIGTERM is handled in `run`: the sockets are closed with 1001 before the server stops.
         .disable_signals()
         // Then connections still open (a WebSocket client that never closes its end after the

@@ -20,6 +20,7 @@ pub mod budget;
 pub mod health;
 pub mod http;
 pub mod json;
+pub mod listener;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;

@@ -9,7 +9,6 @@
 //! ([`MetricsListener`]), which an ingress routing the main port never exposes; unset, it is on
 //! the main address for local use.
 
-use std::net::TcpListener;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -162,7 +161,7 @@ impl MetricsListener {
         routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     ) -> std::io::Result<Self> {
         handle();
-        let listener = TcpListener::bind(addr)?;
+        let listener = crate::listener::bind(addr)?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
