@@ -62,6 +62,15 @@ impl JobStatus {
         JobStatus::Cancelled,
     ];
 
+    /// Whether the job has finished (`completed`, `failed`, `cancelled`); the others are the
+    /// rows of `unfinished_jobs`.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+
     /// The stored and serialized name.
     pub fn as_str(self) -> &'static str {
         match self {

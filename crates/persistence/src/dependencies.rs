@@ -325,12 +325,7 @@ pub async fn retry(
 /// The ids of the jobs among `rows` that reached a final status.
 fn final_ids(rows: &[Job]) -> Vec<Uuid> {
     rows.iter()
-        .filter(|job| {
-            matches!(
-                job.status,
-                JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
-            )
-        })
+        .filter(|job| job.status.is_final())
         .map(|job| job.id)
         .collect()
 }

@@ -116,14 +116,6 @@ pub struct ListQuery {
     pub limit: i64,
 }
 
-/// The statuses of a job that has not finished: the rows of `unfinished_jobs`.
-pub const UNFINISHED: [JobStatus; 4] = [
-    JobStatus::Waiting,
-    JobStatus::Pending,
-    JobStatus::Scheduled,
-    JobStatus::Running,
-];
-
 /// A page of jobs, newest first, by keyset on `(created_at DESC, id DESC)` (served by the
 /// `jobs_by_user` and `jobs_by_created` indexes, so a page costs the same wherever it is in a
 /// million rows).
@@ -140,7 +132,7 @@ pub async fn list(
         // No index of `jobs` names `status` (state changes stay heap-only updates): the
         // unfinished ones are found through `unfinished_jobs`, the backlog; a final status
         // filters the newest-first scan of the history, where most rows are final.
-        if UNFINISHED.contains(&status) {
+        if !status.is_final() {
             let mut backlog = unfinished_jobs::table
                 .select(unfinished_jobs::job_id)
                 .into_boxed();

@@ -28,8 +28,7 @@ mod reconcile;
 #[cfg(feature = "testing")]
 pub use api::count_by_status;
 pub use api::{
-    Inserted, ListQuery, Stats, Transition, UNFINISHED, cancel, find, insert, list, retry, stats,
-    user_email,
+    Inserted, ListQuery, Stats, Transition, cancel, find, insert, list, retry, stats, user_email,
 };
 pub use attempts::{Outcome, attempt_states, claim, finish, promote, reap, set_progress};
 pub use reconcile::{QueueEntry, db_now, queue_entries_of, unfinished_after};
